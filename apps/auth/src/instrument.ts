@@ -1,0 +1,4 @@
+// Must be the first import of main.ts: patches modules before they load.
+import { startTelemetry } from '@latchkey/service-kit/telemetry';
+
+startTelemetry('auth');

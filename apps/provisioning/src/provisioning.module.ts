@@ -1,0 +1,30 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { EventsModule, Topics } from '@latchkey/events';
+import { prismaProvider, REDIS, redisProvider } from '@latchkey/service-kit';
+import type { ProvisioningConfig } from './config';
+import { PrismaClient } from './generated/prisma/client';
+import { PoliciesModule } from './policies/policies.module';
+
+@Module({})
+export class ProvisioningModule {
+  static forRoot(config: ProvisioningConfig): DynamicModule {
+    return {
+      module: ProvisioningModule,
+      imports: [
+        {
+          module: class InfrastructureModule {},
+          global: true,
+          providers: [prismaProvider(PrismaClient), redisProvider],
+          exports: [PrismaClient, REDIS],
+        },
+        EventsModule.forRoot({
+          brokers: config.KAFKA_BROKERS,
+          clientId: config.KAFKA_CLIENT_ID ?? 'latchkey-provisioning',
+          topics: [Topics.credential],
+          outboxDatabase: PrismaClient,
+        }),
+        PoliciesModule,
+      ],
+    };
+  }
+}

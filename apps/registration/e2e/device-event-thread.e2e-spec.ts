@@ -1,0 +1,185 @@
+/**
+ * The walking skeleton's thread: RegisterDevice on registration → outbox →
+ * Kafka (CloudEvents) → audit consumer → audit record → QueryAuditEvents.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
+import {
+  eventually,
+  grpcAddress,
+  grpcClient,
+  Metadata,
+  newDeviceMaterial,
+  readCollectedSpans,
+  reasonOf,
+  SPANS_FILE,
+  startKafkaBroker,
+  stopKafkaBroker,
+  type UnaryClient,
+} from '@latchkey/testing';
+
+interface ProtoRecord {
+  eventId: string;
+  eventType: string;
+  subject: string;
+  traceId: string;
+  seq: string;
+  dataJson: string;
+  recordJson: string;
+}
+
+describe('a registered device reaches the audit trail', () => {
+  let registration: UnaryClient;
+  let audit: UnaryClient;
+
+  beforeAll(() => {
+    registration = grpcClient('registration', grpcAddress('registration'));
+    audit = grpcClient('audit', grpcAddress('audit'));
+  });
+  afterAll(() => {
+    registration.close();
+    audit.close();
+  });
+
+  async function register(tenantId: string, metadata?: Metadata) {
+    const material = await newDeviceMaterial('laptop-1');
+    const res = await registration.registerDevice!(
+      {
+        tenantId,
+        joinToken: 'join-token-for-skeleton',
+        csrPem: material.csrPem,
+        transportPublicKey: material.transportPublicKey,
+        displayName: 'Laptop 1',
+        osType: 'linux',
+        osVersion: '6.1',
+        joinType: 'JOIN_TYPE_REGISTERED',
+      },
+      metadata,
+    );
+    return (res.device as { deviceId: string }).deviceId;
+  }
+
+  async function records(tenantId: string): Promise<ProtoRecord[]> {
+    const res = await audit.queryAuditEvents!({ tenantId, pageSize: 100 });
+    return res.records as ProtoRecord[];
+  }
+
+  it('stores the device.registered event as an audit record found through QueryAuditEvents', async () => {
+    const tenantId = randomUUID();
+    const deviceId = await register(tenantId);
+    const found = await eventually(
+      async () => {
+        const list = await records(tenantId);
+        return list.length ? list : undefined;
+      },
+      { what: 'the audit record' },
+    );
+    expect(found).toHaveLength(1);
+    const record = found[0]!;
+    expect(record.eventType).toBe('dev.latchkey.device.registered.v1');
+    expect(record.subject).toBe(`devices/${deviceId}`);
+    expect(record.seq).toBe('1');
+    expect(JSON.parse(record.dataJson)).toMatchObject({
+      tenantId,
+      deviceId,
+      joinType: 'registered',
+    });
+    const ocsf = JSON.parse(record.recordJson) as Record<string, unknown>;
+    expect(ocsf).toMatchObject({ class_uid: 3004, activity_id: 1, type_uid: 300401 });
+    expect((ocsf.metadata as { uid: string }).uid).toBe(record.eventId);
+  });
+
+  it("keeps tenants apart: one tenant never sees another tenant's records", async () => {
+    const a = randomUUID();
+    const b = randomUUID();
+    await register(a);
+    await eventually(async () => ((await records(a)).length ? true : undefined), {
+      what: 'record of a',
+    });
+    expect(await records(b)).toEqual([]);
+  });
+
+  it('rejects a malformed registration with INVALID_ARGUMENT and a reason, storing nothing', async () => {
+    const tenantId = randomUUID();
+    const err = await registration.registerDevice!({
+      tenantId,
+      joinToken: 'x',
+      csrPem: 'not a csr',
+      transportPublicKey: 'not a key',
+      displayName: '',
+      osType: 'linux',
+      osVersion: '1',
+      joinType: 'JOIN_TYPE_UNSPECIFIED',
+    }).catch((e: unknown) => e);
+    expect((err as { code: number }).code).toBe(status.INVALID_ARGUMENT);
+    expect(reasonOf(err)).toBe('INVALID_DEVICE_REGISTRATION');
+    expect((err as Error).message).toMatch(/csrPem/);
+    // Nothing was written, so nothing can reach audit.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await records(tenantId)).toEqual([]);
+  });
+
+  it('carries one trace id from the gRPC call through Kafka to the audit consumer', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const metadata = new Metadata();
+    metadata.set('traceparent', `00-${traceId}-${randomBytes(8).toString('hex')}-01`);
+    const tenantId = randomUUID();
+    await register(tenantId, metadata);
+    const [record] = await eventually(
+      async () => {
+        const list = await records(tenantId);
+        return list.length ? list : undefined;
+      },
+      { what: 'the audit record' },
+    );
+    expect(record!.traceId).toBe(traceId);
+    expect(JSON.parse(record!.recordJson).metadata.correlation_uid).toBe(traceId);
+    const spans = await eventually(
+      async () => {
+        const mine = readCollectedSpans(SPANS_FILE).filter((s) => s.traceId === traceId);
+        const has = (service: string, kind: number) =>
+          mine.some((s) => s.service === service && s.kind === kind);
+        return has('latchkey-registration', 2) &&
+          has('latchkey-registration', 4) &&
+          has('latchkey-audit', 5)
+          ? mine
+          : undefined;
+      },
+      { what: 'server, producer and consumer spans of one trace' },
+    );
+    const server = spans.find((s) => s.service === 'latchkey-registration' && s.kind === 2)!;
+    expect(server.name).toBe('grpc.latchkey.registration.v1.RegistrationService/RegisterDevice');
+    const producer = spans.find((s) => s.kind === 4)!;
+    const consumer = spans.find((s) => s.service === 'latchkey-audit' && s.kind === 5)!;
+    expect(producer.name).toBe('latchkey.device.v1 publish');
+    expect(consumer.parentSpanId).toBe(producer.spanId);
+  });
+
+  describe('with the Kafka broker stopped', () => {
+    afterAll(async () => {
+      await startKafkaBroker(); // whatever happened, leave the broker running
+    });
+
+    it('accepts the registration and delivers exactly one audit record once the broker is back', async () => {
+      await stopKafkaBroker();
+      const tenantId = randomUUID();
+      const deviceId = await register(tenantId);
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(await records(tenantId)).toEqual([]);
+      await startKafkaBroker();
+      const found = await eventually(
+        async () => {
+          const list = await records(tenantId);
+          return list.length ? list : undefined;
+        },
+        { what: 'the audit record after the broker came back', timeoutMs: 90000 },
+      );
+      // Wait for any late duplicate delivery before counting.
+      await new Promise((r) => setTimeout(r, 3000));
+      const final = await records(tenantId);
+      expect(final).toHaveLength(1);
+      expect(final[0]!.subject).toBe(`devices/${deviceId}`);
+      expect(found[0]!.eventId).toBe(final[0]!.eventId);
+    });
+  });
+});

@@ -1,0 +1,279 @@
+/**
+ * The one place latchkey talks to Kafka. kafkajs is unmaintained, so it stays
+ * behind these interfaces: EventPublisher (used by the outbox relay) and
+ * BatchEventConsumer (used by consumers).
+ */
+import {
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  Kafka,
+  logLevel,
+  type Producer,
+} from 'kafkajs';
+import { SpanStatusCode } from '@opentelemetry/api';
+import type { DomainEvent } from '../catalogue/domain-event';
+import { eventDefinition } from '../catalogue/catalogue';
+import {
+  decodeEvent,
+  type DecodedEvent,
+  encodeEvent,
+  MalformedEventError,
+} from '../cloudevents/codec';
+import { contextFromTraceparent, startProcessSpan, startPublishSpan } from './tracing';
+import type { Context } from '@opentelemetry/api';
+
+export interface EventPublisher {
+  /** Publishes in order; resolves only when every event is acknowledged by the broker. */
+  publish(events: readonly DomainEvent[]): Promise<void>;
+}
+
+export interface ConsumedEvent extends DecodedEvent {
+  topic: string;
+  partition: number;
+  offset: string;
+  /** Trace context of this event's processing span; run work for it inside. */
+  traceContext: Context;
+}
+
+export interface DeadLetter {
+  topic: string;
+  partition: number;
+  offset: string;
+  reason: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+}
+
+export interface BatchEventConsumerOptions {
+  groupId: string;
+  topics: readonly string[];
+  /** Handles a batch; offsets are committed only after it resolves. */
+  handle(events: ConsumedEvent[]): Promise<void>;
+  /** Where malformed records go, with their reason; committed with the batch. */
+  deadLetterTopic: string;
+  fromBeginning?: boolean;
+}
+
+export interface KafkaEventBusOptions {
+  brokers: string[];
+  clientId: string;
+  logger?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  numPartitions?: number;
+  replicationFactor?: number;
+}
+
+export class KafkaEventBus implements EventPublisher {
+  private readonly kafka: Kafka;
+  private producer?: Producer;
+  private connecting?: Promise<Producer>;
+  private readonly consumers: Consumer[] = [];
+
+  constructor(private readonly options: KafkaEventBusOptions) {
+    this.kafka = new Kafka({
+      clientId: options.clientId,
+      brokers: options.brokers,
+      connectionTimeout: 3000,
+      requestTimeout: 10000,
+      retry: { initialRetryTime: 200, retries: 3, maxRetryTime: 3000 },
+      logLevel: logLevel.NOTHING,
+    });
+  }
+
+  /** Creates the topics when missing (idempotent). */
+  async ensureTopics(topics: readonly string[]): Promise<void> {
+    const admin: Admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const existing = new Set(await admin.listTopics());
+      const missing = topics.filter((t) => !existing.has(t));
+      if (missing.length) {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((topic) => ({
+            topic,
+            numPartitions: this.options.numPartitions ?? 3,
+            replicationFactor: this.options.replicationFactor ?? 1,
+          })),
+        });
+      }
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private async connectedProducer(): Promise<Producer> {
+    if (this.producer) return this.producer;
+    this.connecting ??= (async () => {
+      const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      try {
+        await producer.connect();
+      } catch (err) {
+        this.connecting = undefined;
+        await producer.disconnect().catch(() => undefined);
+        throw err;
+      }
+      this.producer = producer;
+      return producer;
+    })();
+    return this.connecting;
+  }
+
+  async publish(events: readonly DomainEvent[]): Promise<void> {
+    if (!events.length) return;
+    const producer = await this.connectedProducer();
+    const byTopic = new Map<string, ReturnType<typeof encodeEvent>[]>();
+    const spans = events.map((event) => {
+      const def = eventDefinition(event.type);
+      if (!def) throw new Error(`event type ${event.type} is not in the catalogue`);
+      const parent = contextFromTraceparent(event.traceparent, event.tracestate);
+      const { span, traceHeaders } = startPublishSpan(def.topic, event.type, parent);
+      const record = encodeEvent({ ...event, ...traceHeaders });
+      const list = byTopic.get(def.topic) ?? [];
+      list.push(record);
+      byTopic.set(def.topic, list);
+      return span;
+    });
+    try {
+      await producer.sendBatch({
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      });
+    } catch (err) {
+      for (const span of spans) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+        span.end();
+      }
+      throw err;
+    }
+    for (const span of spans) span.end();
+  }
+
+  /** Publishes raw records (used for the audit stream and the DLQ). */
+  async publishRaw(
+    topic: string,
+    messages: {
+      key: string | Buffer | null;
+      value: string | Buffer | null;
+      headers: Record<string, string>;
+    }[],
+  ): Promise<void> {
+    if (!messages.length) return;
+    const producer = await this.connectedProducer();
+    await producer.send({ topic, messages });
+  }
+
+  async startConsumer(options: BatchEventConsumerOptions): Promise<void> {
+    const consumer = this.kafka.consumer({
+      groupId: options.groupId,
+      retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 5000 },
+      sessionTimeout: 30000,
+      heartbeatInterval: 3000,
+    });
+    this.consumers.push(consumer);
+    await consumer.connect();
+    await consumer.subscribe({
+      topics: [...options.topics],
+      fromBeginning: options.fromBeginning ?? true,
+    });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.handleBatch(consumer, options, payload),
+    });
+  }
+
+  private async handleBatch(
+    consumer: Consumer,
+    options: BatchEventConsumerOptions,
+    { batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload,
+  ): Promise<void> {
+    if (!isRunning() || isStale() || !batch.messages.length) return;
+    const good: ConsumedEvent[] = [];
+    const bad: DeadLetter[] = [];
+    const spans = [];
+    for (const message of batch.messages) {
+      const record = {
+        key: message.key,
+        value: message.value,
+        headers: (message.headers ?? {}) as Record<string, Buffer | string | undefined>,
+      };
+      try {
+        const decoded = decodeEvent(record);
+        const { span, ctx } = startProcessSpan(
+          batch.topic,
+          decoded.type,
+          decoded.id,
+          decoded.traceparent,
+          decoded.tracestate,
+        );
+        spans.push(span);
+        good.push({
+          ...decoded,
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: message.offset,
+          traceContext: ctx,
+        });
+      } catch (err) {
+        const reason =
+          err instanceof MalformedEventError ? err.message : `UNDECODABLE: ${String(err)}`;
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(record.headers))
+          if (v !== undefined) headers[k] = v.toString();
+        bad.push({
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: message.offset,
+          reason,
+          key: message.key,
+          value: message.value,
+          headers,
+        });
+      }
+    }
+    try {
+      if (good.length) await options.handle(good);
+      if (bad.length) {
+        await this.publishRaw(
+          options.deadLetterTopic,
+          bad.map((d) => ({
+            key: d.key,
+            value: d.value,
+            headers: {
+              ...d.headers,
+              latchkey_dlq_reason: d.reason,
+              latchkey_dlq_topic: d.topic,
+              latchkey_dlq_partition: String(d.partition),
+              latchkey_dlq_offset: d.offset,
+            },
+          })),
+        );
+        this.options.logger?.warn(
+          { count: bad.length, reasons: bad.map((d) => d.reason) },
+          'malformed events sent to the dead-letter topic',
+        );
+      }
+    } catch (err) {
+      for (const span of spans) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+        span.end();
+      }
+      throw err; // not committed: kafkajs retries the batch, handlers are idempotent
+    }
+    for (const span of spans) span.end();
+    const last = batch.messages[batch.messages.length - 1]!.offset;
+    resolveOffset(last);
+    await consumer.commitOffsets([
+      { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
+    ]);
+    await heartbeat();
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.consumers.map((c) => c.disconnect()));
+    await this.producer?.disconnect().catch(() => undefined);
+    this.producer = undefined;
+    this.connecting = undefined;
+  }
+}

@@ -1,0 +1,109 @@
+/** The outbox relay against a real PostgreSQL database (publisher replaced by a recording fake). */
+import { randomUUID } from 'node:crypto';
+import { ScratchDatabase } from '@latchkey/testing';
+import { DeviceRegistered } from '../catalogue/catalogue';
+import { createEvent, type DomainEvent } from '../catalogue/domain-event';
+import type { EventPublisher } from '../kafka/kafka-event-bus';
+import { OutboxRelay, outboxRecord } from './outbox';
+
+/** Records what it is asked to publish; fails while `down` is true. */
+class RecordingPublisherFake implements EventPublisher {
+  published: DomainEvent[] = [];
+  down = false;
+  delayMs = 0;
+  async publish(events: readonly DomainEvent[]): Promise<void> {
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.down) throw new Error('broker unavailable (fake)');
+    this.published.push(...events);
+  }
+}
+
+describe('OutboxRelay', () => {
+  let db: ScratchDatabase;
+  const tenantId = randomUUID();
+
+  beforeAll(async () => {
+    db = await ScratchDatabase.create('latchkey_test_outbox_relay', 'registration');
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+  beforeEach(async () => {
+    await db.$executeRawUnsafe('TRUNCATE outbox_events RESTART IDENTITY');
+  });
+
+  async function write(n: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const e = createEvent(DeviceRegistered, tenantId, {
+        tenantId,
+        deviceId: randomUUID(),
+        displayName: `device ${i}`,
+        osType: 'linux',
+        osVersion: '6',
+        joinType: 'registered',
+        attestationLevel: 'none',
+      });
+      const r = outboxRecord(e);
+      await db.$executeRawUnsafe(
+        `INSERT INTO outbox_events (event_id, type, source, subject, tenant_id, time, data)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        r.eventId,
+        r.type,
+        r.source,
+        r.subject,
+        r.tenantId,
+        r.time,
+        JSON.stringify(r.data),
+      );
+      ids.push(e.id);
+    }
+    return ids;
+  }
+
+  it('publishes unpublished rows in id order and marks them published', async () => {
+    const ids = await write(5);
+    const fake = new RecordingPublisherFake();
+    const relay = new OutboxRelay(db, fake, { batchSize: 3 });
+    expect(await relay.drainOnce()).toBe(3);
+    expect(await relay.drainOnce()).toBe(2);
+    expect(await relay.drainOnce()).toBe(0);
+    expect(fake.published.map((e) => e.id)).toEqual(ids);
+    expect(fake.published[0]!.data).toMatchObject({ displayName: 'device 0' });
+    expect(await relay.backlog()).toBe(0);
+  });
+
+  it('loses nothing while the publisher fails, and recovers by itself', async () => {
+    const ids = await write(4);
+    const fake = new RecordingPublisherFake();
+    fake.down = true;
+    const relay = new OutboxRelay(db, fake, { idleMs: 50, maxBackoffMs: 100 });
+    relay.start();
+    await new Promise((r) => setTimeout(r, 600));
+    expect(fake.published).toEqual([]);
+    expect(await relay.backlog()).toBe(4);
+    const [row] = await db.$queryRawUnsafe<{ last_error: string; attempts: number }[]>(
+      'SELECT last_error, attempts FROM outbox_events ORDER BY id LIMIT 1',
+    );
+    expect(row!.last_error).toMatch(/broker unavailable/);
+    expect(row!.attempts).toBeGreaterThan(0);
+    fake.down = false;
+    const deadline = Date.now() + 10000;
+    while ((await relay.backlog()) > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    await relay.stop();
+    expect(fake.published.map((e) => e.id)).toEqual(ids);
+  });
+
+  it('never publishes a row twice when two relays drain the same outbox', async () => {
+    const ids = await write(20);
+    const fake = new RecordingPublisherFake();
+    fake.delayMs = 20;
+    const a = new OutboxRelay(db, fake, { batchSize: 5 });
+    const b = new OutboxRelay(db, fake, { batchSize: 5 });
+    for (let round = 0; round < 20 && (await a.backlog()) > 0; round++) {
+      await Promise.all([a.drainOnce(), b.drainOnce()]);
+    }
+    expect(fake.published.map((e) => e.id)).toEqual(ids);
+  });
+});

@@ -1,0 +1,130 @@
+/** One bootstrap for every service: validated config, gRPC + HTTP, health, graceful shutdown. */
+import { ReflectionService } from '@grpc/reflection';
+import type { Server as GrpcServer } from '@grpc/grpc-js';
+import { type DynamicModule, type INestApplication, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { type GrpcOptions, Transport } from '@nestjs/microservices';
+import type { PackageDefinition } from '@grpc/proto-loader';
+import type { z } from 'zod';
+import { type BaseConfig, baseConfigShape, ConfigError, loadConfig } from '../config/config';
+import { GrpcHealthReporter } from '../health/grpc-health';
+import { HealthRegistry } from '../health/health-registry';
+import { createLogger, PinoNestLogger } from '../logging/logger';
+import { startTelemetry } from '../telemetry';
+import { ServiceKitModule } from './service-kit.module';
+
+type BaseShape = typeof baseConfigShape;
+
+export interface ServiceDefinition<S extends BaseShape> {
+  /** Short name: registration, provisioning, auth, audit. */
+  name: string;
+  configShape: S;
+  grpc: {
+    /** Fully qualified proto package, e.g. latchkey.registration.v1. */
+    package: string;
+    /** Proto files relative to protoRoot. */
+    protoPath: string;
+    protoRoot: string;
+    /** Fully qualified service names reported by grpc.health.v1. */
+    services: string[];
+    loaderOptions: object;
+  };
+  module: (config: z.infer<z.ZodObject<S>>) => DynamicModule;
+}
+
+export interface RunningService {
+  app: INestApplication;
+  close(): Promise<void>;
+}
+
+export async function bootstrapService<S extends BaseShape>(
+  def: ServiceDefinition<S>,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RunningService> {
+  let config: z.infer<z.ZodObject<S>>;
+  let base: BaseConfig;
+  try {
+    config = loadConfig(def.configShape, env);
+    base = config as unknown as BaseConfig;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`latchkey-${def.name}: ${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const telemetry = startTelemetry(def.name, env);
+  const logger = createLogger(`latchkey-${def.name}`, base.LOG_LEVEL);
+
+  @Module({
+    imports: [ServiceKitModule.forRoot({ service: def.name, config, logger }), def.module(config)],
+  })
+  class RootModule {}
+
+  const app = await NestFactory.create(RootModule, {
+    logger: new PinoNestLogger(logger),
+    abortOnError: false,
+  });
+  const registry = app.get(HealthRegistry);
+  const grpcHealth = new GrpcHealthReporter(registry, def.grpc.services);
+
+  app.connectMicroservice<GrpcOptions>(
+    {
+      transport: Transport.GRPC,
+      options: {
+        package: def.grpc.package,
+        protoPath: def.grpc.protoPath,
+        url: `${base.HOST}:${base.GRPC_PORT}`,
+        loader: { ...def.grpc.loaderOptions, includeDirs: [def.grpc.protoRoot] },
+        onLoadPackageDefinition: (
+          pkg: PackageDefinition,
+          server: Pick<GrpcServer, 'addService'>,
+        ) => {
+          new ReflectionService(pkg).addToServer(server);
+          grpcHealth.implementation.addToServer(server);
+        },
+      },
+    },
+    { inheritAppConfig: true },
+  );
+
+  await app.startAllMicroservices();
+  await app.listen(base.HTTP_PORT, base.HOST);
+  grpcHealth.start();
+  logger.info(
+    {
+      http: `${base.HOST}:${base.HTTP_PORT}`,
+      grpc: `${base.HOST}:${base.GRPC_PORT}`,
+      startup_ms: Math.round(performance.now()),
+    },
+    `latchkey-${def.name} started`,
+  );
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      registry.markShuttingDown();
+      grpcHealth.stop();
+      const timer = setTimeout(() => {
+        logger.error('graceful shutdown timed out; exiting');
+        process.exit(1);
+      }, base.SHUTDOWN_TIMEOUT_MS);
+      timer.unref();
+      await app.close();
+      await telemetry.shutdown().catch(() => undefined);
+      logger.info(`latchkey-${def.name} stopped`);
+    })());
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      void close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'error during shutdown');
+          process.exit(1);
+        },
+      );
+    });
+  }
+  return { app, close };
+}

@@ -1,0 +1,48 @@
+/** Where the e2e environment lives: ports, files and the service launcher. */
+import { join, resolve } from 'node:path';
+
+// The CommonJS launcher shared with `npm start`: a script of the repository,
+// not a library, so it is loaded by path.
+const launcherPath = resolve(__dirname, '../../../tools/scripts/services.cjs');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const launcher = require(launcherPath) as {
+  root: string;
+  ports(service: string, profile?: string): { http: number; grpc: number };
+  serviceEnv(service: string, profile?: string, extra?: Record<string, string>): NodeJS.ProcessEnv;
+  startService(
+    service: string,
+    options: { profile?: string; env?: Record<string, string>; logFile?: string },
+  ): import('node:child_process').ChildProcess;
+  stopChild(child: import('node:child_process').ChildProcess, timeoutMs?: number): Promise<void>;
+  waitReady(
+    service: string,
+    profile?: string,
+    options?: { timeoutMs?: number; child?: import('node:child_process').ChildProcess },
+  ): Promise<void>;
+  startAll(options: {
+    profile?: string;
+    env?: Record<string, string>;
+    logDir?: string;
+    names?: string[];
+  }): Promise<{
+    children: Record<string, import('node:child_process').ChildProcess>;
+    stop(): Promise<void>;
+  }>;
+};
+
+export { launcher };
+export const REPO_ROOT = launcher.root;
+export const TEST_PROFILE = 'test';
+export const TMP_DIR = join(REPO_ROOT, 'tmp/e2e');
+export const LOG_DIR = join(TMP_DIR, 'logs');
+export const SPANS_FILE = join(TMP_DIR, 'spans.ndjson');
+export const OTLP_PORT = 4399;
+export const KAFKA_BROKERS = '127.0.0.1:9092';
+
+export function grpcAddress(service: string): string {
+  return `127.0.0.1:${launcher.ports(service, TEST_PROFILE).grpc}`;
+}
+
+export function httpBase(service: string): string {
+  return `http://127.0.0.1:${launcher.ports(service, TEST_PROFILE).http}`;
+}

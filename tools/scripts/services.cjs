@@ -1,0 +1,124 @@
+// The one launcher of the four services, used by `npm start`, the e2e tests
+// and the start-up benchmark. CommonJS so that ESM scripts and jest can load it.
+'use strict';
+const { spawn } = require('node:child_process');
+const { createWriteStream, mkdirSync } = require('node:fs');
+const http = require('node:http');
+const path = require('node:path');
+const catalog = require('../services.json');
+
+const root = path.resolve(__dirname, '../..');
+
+function profileOf(name) {
+  const p = catalog.profiles[name];
+  if (!p) throw new Error(`unknown profile ${name}`);
+  return p;
+}
+
+function ports(service, profile = 'dev') {
+  const def = catalog.services.find((s) => s.name === service);
+  if (!def) throw new Error(`unknown service ${service}`);
+  const { portOffset } = profileOf(profile);
+  return { http: def.httpPort + portOffset, grpc: def.grpcPort + portOffset };
+}
+
+function serviceEnv(service, profile = 'dev', extra = {}) {
+  const def = catalog.services.find((s) => s.name === service);
+  const p = profileOf(profile);
+  const { http: httpPort, grpc: grpcPort } = ports(service, profile);
+  const env = {
+    ...process.env,
+    NODE_ENV: profile === 'test' ? 'test' : 'development',
+    LOG_LEVEL: p.logLevel,
+    HOST: '127.0.0.1',
+    HTTP_PORT: String(httpPort),
+    GRPC_PORT: String(grpcPort),
+    KAFKA_BROKERS: catalog.kafka,
+    KAFKAJS_NO_PARTITIONER_WARNING: '1',
+    KAFKA_CLIENT_ID: `${p.groupPrefix}${service}`,
+    DATABASE_URL: `${catalog.postgres}${p.dbPrefix}${service}`,
+    AUDIT_CONSUMER_GROUP: `${p.groupPrefix}audit`,
+    ...(def.redis ? { REDIS_URL: catalog.redis } : {}),
+    ...extra,
+  };
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+  return env;
+}
+
+function getStatus(url) {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(0);
+    });
+  });
+}
+
+async function waitReady(service, profile = 'dev', { timeoutMs = 30000, child } = {}) {
+  const url = `http://127.0.0.1:${ports(service, profile).http}/readyz`;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null)
+      throw new Error(`${service} exited with code ${child.exitCode}`);
+    if ((await getStatus(url)) === 200) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${service} not ready after ${timeoutMs} ms (${url})`);
+}
+
+/** Starts one service from dist/. `logFile` captures its output; otherwise it is inherited. */
+function startService(service, { profile = 'dev', env = {}, logFile } = {}) {
+  const main = path.join(root, 'dist/apps', service, 'src/main.js');
+  const child = spawn(process.execPath, ['--enable-source-maps', main], {
+    cwd: root,
+    env: serviceEnv(service, profile, env),
+    stdio: logFile ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
+  });
+  if (logFile) {
+    mkdirSync(path.dirname(logFile), { recursive: true });
+    const out = createWriteStream(logFile, { flags: 'a' });
+    child.stdout.pipe(out);
+    child.stderr.pipe(out);
+  }
+  return child;
+}
+
+function stopChild(child, timeoutMs = 15000) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Starts all four services and waits until each answers /readyz. */
+async function startAll({ profile = 'dev', env = {}, logDir, names } = {}) {
+  const list = names ?? catalog.services.map((s) => s.name);
+  const children = {};
+  for (const name of list) {
+    children[name] = startService(name, {
+      profile,
+      env,
+      logFile: logDir ? path.join(logDir, `${name}.log`) : undefined,
+    });
+  }
+  const stop = () => Promise.all(Object.values(children).map((c) => stopChild(c)));
+  try {
+    await Promise.all(list.map((name) => waitReady(name, profile, { child: children[name] })));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { children, stop };
+}
+
+module.exports = { root, catalog, ports, serviceEnv, waitReady, startService, stopChild, startAll };

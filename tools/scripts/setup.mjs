@@ -1,0 +1,45 @@
+// The set-up shared by `npm start` and `npm test`: dependencies, the local
+// stack, databases and migrations, Prisma clients, the build. Idempotent.
+// Only node: built-ins at the top: this runs before `npm install` has.
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const log = (m) => process.stderr.write(`[setup] ${m}\n`);
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status})`);
+}
+
+function installIfNeeded() {
+  const marker = join(root, 'node_modules/.package-lock.json');
+  const lock = join(root, 'package-lock.json');
+  if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return;
+  log('installing npm dependencies (npm ci)');
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+}
+
+async function timed(what, fn) {
+  const t = Date.now();
+  await fn();
+  log(`${what}: ${((Date.now() - t) / 1000).toFixed(1)} s`);
+}
+
+/** @param {{ profile: 'dev' | 'test' }} options */
+export async function setup({ profile }) {
+  process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
+  await timed('dependencies', () => installIfNeeded());
+  const { up } = await import('../stack/stack.mjs');
+  await timed('stack (PostgreSQL, Redis, Kafka)', () => up({ log }));
+  const { catalog } = (await import('./services.cjs')).default;
+  process.env.LATCHKEY_DB_PREFIX = catalog.profiles[profile].dbPrefix;
+  const db = await import('./db.mjs');
+  const services = catalog.services.map((s) => s.name);
+  await timed('databases and migrations', () => db.deployMigrations(services));
+  await timed('prisma clients', () => db.generateClients(services));
+  const { build } = await import('./build.mjs');
+  await timed('build', () => build({ log }));
+}
