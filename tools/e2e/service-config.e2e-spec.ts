@@ -1,10 +1,10 @@
 /** Each built service refuses to start on bad configuration, naming the variable. */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { launcher, REPO_ROOT } from '@latchkey/testing';
+import { launcher, REPO_ROOT, TEST_PROFILE } from '@latchkey/testing';
 
 function startWith(service: string, change: Record<string, string | undefined>) {
-  const env = launcher.serviceEnv(service, 'test', {});
+  const env = launcher.serviceEnv(service, TEST_PROFILE, {});
   for (const [k, v] of Object.entries(change)) {
     if (v === undefined) delete env[k];
     else env[k] = v;

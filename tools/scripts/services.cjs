@@ -38,6 +38,8 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
     KAFKA_CLIENT_ID: `${p.groupPrefix}${service}`,
     DATABASE_URL: `${catalog.postgres}${p.dbPrefix}${service}`,
     AUDIT_CONSUMER_GROUP: `${p.groupPrefix}audit`,
+    // Every service validates auth's tokens from auth's JWKS; auth issues them under this name.
+    AUTH_ISSUER: `http://127.0.0.1:${ports('auth', profile).http}`,
     ...(def.redis ? { REDIS_URL: catalog.redis } : {}),
     ...extra,
   };

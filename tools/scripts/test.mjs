@@ -34,7 +34,7 @@ function bin(pkg, file) {
 
 async function main() {
   try {
-    await setup({ profile: 'test' });
+    await setup({ profile: process.env.LATCHKEY_TEST_PROFILE ?? 'test' });
   } catch (err) {
     console.error(`set-up failed: ${err.message}`);
     console.log('0 passed, 1 failed');

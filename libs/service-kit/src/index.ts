@@ -12,3 +12,6 @@ export * from './bootstrap/bootstrap';
 export * from './database/prisma-adapter';
 export * from './database/prisma-provider';
 export * from './redis/redis.provider';
+export * from './auth/access-token';
+export * from './auth/access-token.guard';
+export * from './auth/auth.config';

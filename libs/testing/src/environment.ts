@@ -7,6 +7,7 @@ const launcherPath = resolve(__dirname, '../../../tools/scripts/services.cjs');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const launcher = require(launcherPath) as {
   root: string;
+  catalog: { profiles: Record<string, { portOffset: number; dbPrefix: string }> };
   ports(service: string, profile?: string): { http: number; grpc: number };
   serviceEnv(service: string, profile?: string, extra?: Record<string, string>): NodeJS.ProcessEnv;
   startService(
@@ -32,11 +33,13 @@ const launcher = require(launcherPath) as {
 
 export { launcher };
 export const REPO_ROOT = launcher.root;
-export const TEST_PROFILE = 'test';
-export const TMP_DIR = join(REPO_ROOT, 'tmp/e2e');
+/** `test` in CI; engineers working in parallel pick another profile of tools/services.json. */
+export const TEST_PROFILE = process.env.LATCHKEY_TEST_PROFILE ?? 'test';
+const PROFILE_INDEX = Math.max(0, Object.keys(launcher.catalog.profiles).indexOf(TEST_PROFILE));
+export const TMP_DIR = join(REPO_ROOT, 'tmp', TEST_PROFILE === 'test' ? 'e2e' : `e2e-${TEST_PROFILE}`);
 export const LOG_DIR = join(TMP_DIR, 'logs');
 export const SPANS_FILE = join(TMP_DIR, 'spans.ndjson');
-export const OTLP_PORT = 4399;
+export const OTLP_PORT = 4399 + PROFILE_INDEX;
 export const KAFKA_BROKERS = '127.0.0.1:9092';
 
 export function grpcAddress(service: string): string {
