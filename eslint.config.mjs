@@ -27,7 +27,10 @@ function boundaries({ tests }) {
         sourceTag: 'type:app',
         onlyDependOnLibsWithTags: ['type:lib', 'type:contracts', ...testing],
       },
-      { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib', 'type:contracts', ...testing] },
+      {
+        sourceTag: 'type:lib',
+        onlyDependOnLibsWithTags: ['type:lib', 'type:contracts', ...testing],
+      },
       { sourceTag: 'type:testing', onlyDependOnLibsWithTags: ['type:lib', 'type:contracts'] },
       { sourceTag: 'type:contracts', onlyDependOnLibsWithTags: [] },
     ],

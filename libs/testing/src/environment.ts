@@ -36,7 +36,11 @@ export const REPO_ROOT = launcher.root;
 /** `test` in CI; engineers working in parallel pick another profile of tools/services.json. */
 export const TEST_PROFILE = process.env.LATCHKEY_TEST_PROFILE ?? 'test';
 const PROFILE_INDEX = Math.max(0, Object.keys(launcher.catalog.profiles).indexOf(TEST_PROFILE));
-export const TMP_DIR = join(REPO_ROOT, 'tmp', TEST_PROFILE === 'test' ? 'e2e' : `e2e-${TEST_PROFILE}`);
+export const TMP_DIR = join(
+  REPO_ROOT,
+  'tmp',
+  TEST_PROFILE === 'test' ? 'e2e' : `e2e-${TEST_PROFILE}`,
+);
 export const LOG_DIR = join(TMP_DIR, 'logs');
 export const SPANS_FILE = join(TMP_DIR, 'spans.ndjson');
 export const OTLP_PORT = 4399 + PROFILE_INDEX;

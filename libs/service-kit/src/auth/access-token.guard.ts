@@ -40,7 +40,12 @@ function carrier(ctx: ExecutionContext): { token?: string; target: object } {
 /** The principal verified by AccessTokenGuard for this request (HTTP request or gRPC metadata). */
 export function principalOf(requestOrMetadata: object): Principal {
   const p = (requestOrMetadata as { [PRINCIPAL]?: Principal })[PRINCIPAL];
-  if (!p) throw new DomainError('UNAUTHENTICATED', 'ACCESS_TOKEN_REQUIRED', 'an access token is required');
+  if (!p)
+    throw new DomainError(
+      'UNAUTHENTICATED',
+      'ACCESS_TOKEN_REQUIRED',
+      'an access token is required',
+    );
   return p;
 }
 
@@ -53,14 +58,27 @@ export class AccessTokenGuard implements CanActivate {
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const { token, target } = carrier(ctx);
-    if (!token) throw new DomainError('UNAUTHENTICATED', 'ACCESS_TOKEN_REQUIRED', 'an access token is required');
+    if (!token)
+      throw new DomainError(
+        'UNAUTHENTICATED',
+        'ACCESS_TOKEN_REQUIRED',
+        'an access token is required',
+      );
     const principal = await this.verifier.verify(token);
     const needed = this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_KEY, [
       ctx.getHandler(),
       ctx.getClass(),
     ]);
-    if (needed?.length && !principal.roles.includes('operator') && !needed.some((r) => principal.roles.includes(r))) {
-      throw new DomainError('PERMISSION_DENIED', 'ROLE_REQUIRED', `requires one of the roles: ${needed.join(', ')}`);
+    if (
+      needed?.length &&
+      !principal.roles.includes('operator') &&
+      !needed.some((r) => principal.roles.includes(r))
+    ) {
+      throw new DomainError(
+        'PERMISSION_DENIED',
+        'ROLE_REQUIRED',
+        `requires one of the roles: ${needed.join(', ')}`,
+      );
     }
     Object.defineProperty(target, PRINCIPAL, { value: principal, enumerable: false });
     return true;
@@ -73,5 +91,9 @@ export class AccessTokenGuard implements CanActivate {
  */
 export function assertTenantAccess(principal: Principal, tenantId: string): void {
   if (principal.roles.includes('operator') || principal.tenantId === tenantId) return;
-  throw new DomainError('PERMISSION_DENIED', 'TENANT_MISMATCH', 'the token does not grant access to this tenant');
+  throw new DomainError(
+    'PERMISSION_DENIED',
+    'TENANT_MISMATCH',
+    'the token does not grant access to this tenant',
+  );
 }

@@ -70,13 +70,24 @@ export class AccessTokenVerifier {
       }));
     } catch (err) {
       if (err instanceof errors.JOSEError && !(err instanceof errors.JWKSTimeout)) {
-        throw new DomainError('UNAUTHENTICATED', 'INVALID_ACCESS_TOKEN', 'the access token is not valid');
+        throw new DomainError(
+          'UNAUTHENTICATED',
+          'INVALID_ACCESS_TOKEN',
+          'the access token is not valid',
+        );
       }
-      throw DomainError.unavailable('JWKS_UNAVAILABLE', 'cannot fetch the token signing keys; retry later');
+      throw DomainError.unavailable(
+        'JWKS_UNAVAILABLE',
+        'cannot fetch the token signing keys; retry later',
+      );
     }
     const claims = accessTokenClaims.safeParse(payload);
     if (!claims.success) {
-      throw new DomainError('UNAUTHENTICATED', 'INVALID_ACCESS_TOKEN', 'the access token lacks required claims');
+      throw new DomainError(
+        'UNAUTHENTICATED',
+        'INVALID_ACCESS_TOKEN',
+        'the access token lacks required claims',
+      );
     }
     const c = claims.data;
     return {

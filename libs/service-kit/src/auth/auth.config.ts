@@ -18,7 +18,8 @@ export const accessTokenVerifierProvider: Provider = {
     new AccessTokenVerifier({
       issuer: config.AUTH_ISSUER,
       audience: config.AUTH_AUDIENCE,
-      jwksUrl: config.AUTH_JWKS_URL ?? `${config.AUTH_ISSUER.replace(/\/$/, '')}/.well-known/jwks.json`,
+      jwksUrl:
+        config.AUTH_JWKS_URL ?? `${config.AUTH_ISSUER.replace(/\/$/, '')}/.well-known/jwks.json`,
     }),
   inject: [SERVICE_CONFIG],
 };
