@@ -1,5 +1,6 @@
 export * from './catalogue/topics';
 export * from './catalogue/catalogue';
+export * from './catalogue/auth-events';
 export * from './catalogue/domain-event';
 export * from './cloudevents/codec';
 export * from './kafka/kafka-event-bus';

@@ -1,0 +1,177 @@
+/**
+ * Events of the identity provider (auth), topic latchkey.auth.v1. None carries
+ * a password, code, secret or token. Platform-level events (signing keys) use
+ * the platform tenant (nil UUID).
+ */
+import { z } from 'zod';
+import type { EventDefinition } from './catalogue';
+import { Topics } from './topics';
+
+const source = '/latchkey/auth';
+const tenantId = z.string().uuid();
+const userId = z.string().uuid();
+const actorId = z.string().min(1).max(128).optional();
+const username = z.string().min(1).max(256);
+const sourceIp = z.string().max(64).optional();
+
+/** The platform tenant: holds the operators; key of platform-level events. */
+export const PLATFORM_TENANT_ID = '00000000-0000-0000-0000-000000000000';
+
+/** Why a sign-in failed (fixed vocabulary, for SOC rules). */
+export const SIGN_IN_FAILURE_REASONS = [
+  'bad_credentials',
+  'unknown_user',
+  'bad_otp',
+  'otp_reused',
+  'user_locked',
+  'user_disabled',
+  'rate_limited',
+  'mfa_ticket_invalid',
+] as const;
+
+function auth<S extends z.ZodTypeAny>(def: Omit<EventDefinition<S>, 'topic' | 'source'>) {
+  return { ...def, topic: Topics.auth, source } as EventDefinition<S>;
+}
+
+export const TenantCreated = auth({
+  type: 'dev.latchkey.auth.tenant.created.v1',
+  schema: z
+    .object({
+      tenantId,
+      name: z.string().min(1).max(64),
+      displayName: z.string().min(1).max(256),
+      actorId,
+    })
+    .strict(),
+  subject: (d) => `tenants/${d.tenantId}`,
+});
+
+export const UserCreated = auth({
+  type: 'dev.latchkey.auth.user.created.v1',
+  schema: z
+    .object({
+      tenantId,
+      userId,
+      username,
+      roles: z.array(z.enum(['user', 'admin', 'operator'])),
+      /** admin (CreateUser), import (ImportUsers) or seed. */
+      origin: z.enum(['admin', 'import', 'seed']),
+      actorId,
+    })
+    .strict(),
+  subject: (d) => `users/${d.userId}`,
+});
+
+const userChange = z.object({ tenantId, userId, actorId }).strict();
+
+export const UserDisabled = auth({
+  type: 'dev.latchkey.auth.user.disabled.v1',
+  schema: userChange,
+  subject: (d) => `users/${d.userId}`,
+});
+
+export const UserEnabled = auth({
+  type: 'dev.latchkey.auth.user.enabled.v1',
+  schema: userChange,
+  subject: (d) => `users/${d.userId}`,
+});
+
+export const UserDeleted = auth({
+  type: 'dev.latchkey.auth.user.deleted.v1',
+  schema: userChange,
+  subject: (d) => `users/${d.userId}`,
+});
+
+export const UserPasswordChanged = auth({
+  type: 'dev.latchkey.auth.user.password_changed.v1',
+  schema: z
+    .object({ tenantId, userId, actorId, origin: z.enum(['admin_reset', 'rehash']) })
+    .strict(),
+  subject: (d) => `users/${d.userId}`,
+});
+
+export const MfaEnrolled = auth({
+  type: 'dev.latchkey.auth.mfa.enrolled.v1',
+  schema: z.object({ tenantId, userId, method: z.literal('totp') }).strict(),
+  subject: (d) => `users/${d.userId}`,
+});
+
+export const SignInSucceeded = auth({
+  type: 'dev.latchkey.auth.sign_in.succeeded.v1',
+  schema: z
+    .object({
+      tenantId,
+      userId,
+      method: z.enum(['pwd+otp']),
+      amr: z.array(z.string().max(16)).max(8),
+      tokenId: z.string().max(64),
+      sourceIp,
+    })
+    .strict(),
+  subject: (d) => `users/${d.userId}`,
+});
+
+export const SignInFailed = auth({
+  type: 'dev.latchkey.auth.sign_in.failed.v1',
+  schema: z
+    .object({
+      tenantId,
+      /** Absent when no such user exists (the attempted name is kept for the SOC). */
+      userId: userId.optional(),
+      username,
+      stage: z.enum(['password', 'otp']),
+      reason: z.enum(SIGN_IN_FAILURE_REASONS),
+      sourceIp,
+    })
+    .strict(),
+  subject: (d) => (d.userId ? `users/${d.userId}` : `usernames/${d.username}`),
+});
+
+export const UserLocked = auth({
+  type: 'dev.latchkey.auth.user.locked.v1',
+  schema: z
+    .object({
+      tenantId,
+      userId: userId.optional(),
+      username,
+      failures: z.number().int().positive(),
+      lockedUntil: z.string().datetime(),
+      sourceIp,
+    })
+    .strict(),
+  subject: (d) => (d.userId ? `users/${d.userId}` : `usernames/${d.username}`),
+});
+
+export const SigningKeyRotated = auth({
+  type: 'dev.latchkey.auth.signing_key.rotated.v1',
+  schema: z
+    .object({
+      tenantId,
+      /** The key that signs from now on. */
+      kid: z.string().min(1).max(64),
+      previousKid: z.string().min(1).max(64).optional(),
+      /** Published ahead of use, next in line. */
+      nextKid: z.string().min(1).max(64),
+      /** When the previous key leaves the JWKS. */
+      previousRetireAt: z.string().datetime().optional(),
+      trigger: z.enum(['initial', 'schedule', 'operator']),
+      actorId,
+    })
+    .strict(),
+  subject: (d) => `signing-keys/${d.kid}`,
+});
+
+/** Every auth event, for the catalogue. */
+export const AUTH_EVENTS: readonly EventDefinition[] = [
+  TenantCreated,
+  UserCreated,
+  UserDisabled,
+  UserEnabled,
+  UserDeleted,
+  UserPasswordChanged,
+  MfaEnrolled,
+  SignInSucceeded,
+  SignInFailed,
+  UserLocked,
+  SigningKeyRotated,
+] as unknown as EventDefinition[];
