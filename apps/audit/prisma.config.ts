@@ -5,7 +5,6 @@
 import { defineConfig } from 'prisma/config';
 // A relative import on purpose: the Prisma CLI loads this file with jiti, which does not
 // know the tsconfig path aliases. The module depends on nothing but @prisma/adapter-pg.
-// eslint-disable-next-line @nx/enforce-module-boundaries
 import {
   databaseUrlFor,
   pgAdapterFromUrl,
