@@ -26,6 +26,7 @@ const common = {
 };
 
 module.exports = {
+  testSequencer: '<rootDir>/libs/testing/src/test-sequencer.js',
   projects: [
     {
       ...common,
