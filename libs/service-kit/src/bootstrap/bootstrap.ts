@@ -22,8 +22,8 @@ export interface ServiceDefinition<S extends BaseShape> {
   grpc: {
     /** Fully qualified proto package, e.g. latchkey.registration.v1. */
     package: string;
-    /** Proto files relative to protoRoot. */
-    protoPath: string;
+    /** Proto file(s) relative to protoRoot (several when services share one package). */
+    protoPath: string | string[];
     protoRoot: string;
     /** Fully qualified service names reported by grpc.health.v1. */
     services: string[];
