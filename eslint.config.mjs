@@ -64,8 +64,8 @@ export default tseslint.config(
     },
   },
   {
-    // Tests may use the test helpers; production code may not.
-    files: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
+    // Tests (and helpers inside e2e/ folders) may use the test helpers; production code may not.
+    files: ['**/*.spec.ts', '**/*.e2e-spec.ts', 'apps/*/e2e/**/*.ts'],
     rules: { '@nx/enforce-module-boundaries': ['error', boundaries({ tests: true })] },
   },
   {

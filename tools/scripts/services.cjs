@@ -9,6 +9,9 @@ const catalog = require('../services.json');
 
 const root = path.resolve(__dirname, '../..');
 
+// Not a secret: encrypts keys of local development and test databases only.
+const LOCAL_DEV_KEK = 'bGF0Y2hrZXktbG9jYWwtZGV2LWtlay0wMDAwMDAwMDA=';
+
 function profileOf(name) {
   const p = catalog.profiles[name];
   if (!p) throw new Error(`unknown profile ${name}`);
@@ -38,6 +41,9 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
     KAFKA_CLIENT_ID: `${p.groupPrefix}${service}`,
     DATABASE_URL: `${catalog.postgres}${p.dbPrefix}${service}`,
     AUDIT_CONSUMER_GROUP: `${p.groupPrefix}audit`,
+    // Local development and tests only: a fixed, public key-encryption key. A deployment supplies
+    // its own from a Kubernetes Secret (the services refuse to start without one).
+    KEY_ENCRYPTION_KEYS: process.env.KEY_ENCRYPTION_KEYS ?? `local-dev:${LOCAL_DEV_KEK}`,
     // Every service validates auth's tokens from auth's JWKS; auth issues them under this name.
     AUTH_ISSUER: `http://127.0.0.1:${ports('auth', profile).http}`,
     ...(def.redis ? { REDIS_URL: catalog.redis } : {}),

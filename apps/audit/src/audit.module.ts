@@ -1,9 +1,35 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { DOMAIN_TOPICS, EventsModule, Topics } from '@latchkey/events';
-import { prismaProvider } from '@latchkey/service-kit';
-import type { AuditConfig } from './config';
+import { EventsModule } from '@latchkey/events';
+import { accessTokenVerifierProvider, prismaProvider } from '@latchkey/service-kit';
+import { type AuditConfig, AUDIT_CONFIG } from './config';
 import { PrismaClient } from './generated/prisma/client';
-import { AUDIT_CONSUMER, RecordsModule } from './records/records.module';
+import { AUDIT_CONSUMER, ChainModule } from './chain/chain.module';
+import { AuditKeysHttpController } from './checkpoints/audit-keys.http.controller';
+import { AuditQueryService } from './records/audit-query.service';
+import { RecordsGrpcController } from './records/records.grpc.controller';
+import { RecordsHttpController } from './records/records.http.controller';
+import { RetentionHttpController } from './retention/retention.http.controller';
+import { RetentionService } from './retention/retention.service';
+import { AuditStreamPublisher } from './stream/audit-stream.publisher';
+import { ChainVerifier } from './verification/chain-verifier.service';
+
+@Module({
+  imports: [ChainModule],
+  controllers: [
+    RecordsGrpcController,
+    RecordsHttpController,
+    AuditKeysHttpController,
+    RetentionHttpController,
+  ],
+  providers: [
+    accessTokenVerifierProvider,
+    AuditQueryService,
+    ChainVerifier,
+    RetentionService,
+    AuditStreamPublisher,
+  ],
+})
+class AuditApiModule {}
 
 @Module({})
 export class AuditModule {
@@ -14,17 +40,17 @@ export class AuditModule {
         {
           module: class DatabaseModule {},
           global: true,
-          providers: [prismaProvider(PrismaClient), { provide: 'AUDIT_CONFIG', useValue: config }],
-          exports: [PrismaClient, 'AUDIT_CONFIG'],
+          providers: [prismaProvider(PrismaClient), { provide: AUDIT_CONFIG, useValue: config }],
+          exports: [PrismaClient, AUDIT_CONFIG],
         },
-        RecordsModule,
         EventsModule.forRoot({
           brokers: config.KAFKA_BROKERS,
           clientId: config.KAFKA_CLIENT_ID ?? 'latchkey-audit',
-          topics: [...DOMAIN_TOPICS, Topics.audit, Topics.auditDlq],
+          topics: [...config.AUDIT_TOPICS, config.AUDIT_STREAM_TOPIC, config.AUDIT_DLQ_TOPIC],
           consumer: AUDIT_CONSUMER,
-          imports: [RecordsModule],
+          imports: [ChainModule],
         }),
+        AuditApiModule,
       ],
     };
   }

@@ -13,8 +13,11 @@ import {
   readCollectedSpans,
   reasonOf,
   SPANS_FILE,
+  startExtraService,
   startKafkaBroker,
   stopKafkaBroker,
+  TestTokenIssuer,
+  type ExtraService,
   type UnaryClient,
 } from '@latchkey/testing';
 
@@ -31,14 +34,31 @@ interface ProtoRecord {
 describe('a registered device reaches the audit trail', () => {
   let registration: UnaryClient;
   let audit: UnaryClient;
+  // The audit query API wants an admin or SOC access token. Until auth issues them in
+  // this suite, a second audit instance reads the same audit database and trusts a
+  // test issuer; it consumes nothing (its topic is unused), the suite's audit does.
+  let issuer: TestTokenIssuer;
+  let auditReader: ExtraService;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     registration = grpcClient('registration', grpcAddress('registration'));
-    audit = grpcClient('audit', grpcAddress('audit'));
+    issuer = await TestTokenIssuer.start();
+    auditReader = await startExtraService('audit', {
+      name: 'thread-reader',
+      env: {
+        ...issuer.env(),
+        AUDIT_TOPICS: 'latchkey.test.thread-reader.unused',
+        AUDIT_STREAM_ENABLED: 'false',
+        AUDIT_CONSUMER_GROUP: `thread-reader-${randomUUID()}`,
+      },
+    });
+    audit = grpcClient('audit', auditReader.grpc);
   });
-  afterAll(() => {
+  afterAll(async () => {
     registration.close();
     audit.close();
+    await auditReader?.stop();
+    await issuer?.close();
   });
 
   async function register(tenantId: string, metadata?: Metadata) {
@@ -60,7 +80,10 @@ describe('a registered device reaches the audit trail', () => {
   }
 
   async function records(tenantId: string): Promise<ProtoRecord[]> {
-    const res = await audit.queryAuditEvents!({ tenantId, pageSize: 100 });
+    const res = await audit.queryAuditEvents!(
+      { tenantId, pageSize: 100 },
+      await issuer.metadata({ tenantId, roles: ['soc'] }),
+    );
     return res.records as ProtoRecord[];
   }
 
@@ -85,7 +108,8 @@ describe('a registered device reaches the audit trail', () => {
       joinType: 'registered',
     });
     const ocsf = JSON.parse(record.recordJson) as Record<string, unknown>;
-    expect(ocsf).toMatchObject({ class_uid: 3004, activity_id: 1, type_uid: 300401 });
+    // Entity Management: Enroll.
+    expect(ocsf).toMatchObject({ class_uid: 3004, activity_id: 6, type_uid: 300406 });
     expect((ocsf.metadata as { uid: string }).uid).toBe(record.eventId);
   });
 

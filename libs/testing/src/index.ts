@@ -5,3 +5,5 @@ export * from './otlp-collector';
 export * from './device-fixtures';
 export * from './kafka-broker';
 export * from './scratch-database';
+export * from './test-token-issuer';
+export * from './extra-service';

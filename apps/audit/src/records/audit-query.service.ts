@@ -1,44 +1,90 @@
-/** Reads audit records of one tenant with filters and cursor pagination. */
+/** Reads one tenant's audit records: filters, cursor pagination in chain order, streaming export. */
 import { Inject, Injectable } from '@nestjs/common';
 import { DomainError, parseRequest } from '@latchkey/service-kit';
 import { z } from 'zod';
-import { type AuditRecord, PrismaClient } from '../generated/prisma/client';
+import { type AuditRecord, type Prisma, PrismaClient } from '../generated/prisma/client';
 
-const query = z.object({
-  tenantId: z.string().uuid('must be a UUID'),
-  eventType: z.string().max(256).optional(),
-  subject: z.string().max(512).optional(),
+const text = (max: number) => z.string().min(1).max(max).optional();
+
+export const auditFilterSchema = z
+  .object({
+    eventType: text(256),
+    subject: text(512),
+    startTime: z.date().optional(),
+    endTime: z.date().optional(),
+    classUid: z.number().int().min(0).max(999_999).optional(),
+    activityId: z.number().int().min(0).max(255).optional(),
+    outcome: z.enum(['success', 'failure']).optional(),
+    user: text(256),
+    deviceId: text(128),
+    credentialId: text(128),
+    reason: text(64),
+  })
+  .strict();
+
+export type AuditFilter = z.infer<typeof auditFilterSchema>;
+
+const pageSchema = z.object({
+  tenantId: z.string().min(1).max(128),
+  filter: auditFilterSchema,
   pageSize: z.number().int().min(0).max(500).optional(),
   pageToken: z.string().max(64).optional(),
 });
 
-export type AuditQuery = z.infer<typeof query>;
+export type AuditPageQuery = z.input<typeof pageSchema>;
+
+const EXPORT_CHUNK = 500;
 
 function decodeToken(token: string): bigint {
-  const text = Buffer.from(token, 'base64url').toString();
-  if (!/^seq:\d{1,19}$/.test(text))
+  const value = Buffer.from(token, 'base64url').toString();
+  if (!/^seq:\d{1,19}$/.test(value))
     throw DomainError.invalidArgument(
       'INVALID_PAGE_TOKEN',
       'pageToken is not one this service issued',
     );
-  return BigInt(text.slice(4));
+  return BigInt(value.slice(4));
+}
+
+export function whereOf(
+  tenantId: string,
+  f: AuditFilter,
+  after: bigint,
+): Prisma.AuditRecordWhereInput {
+  return {
+    tenantId,
+    seq: { gt: after },
+    ...(f.eventType ? { eventType: f.eventType } : {}),
+    ...(f.subject ? { subject: f.subject } : {}),
+    ...(f.startTime || f.endTime
+      ? {
+          time: {
+            ...(f.startTime ? { gte: f.startTime } : {}),
+            ...(f.endTime ? { lt: f.endTime } : {}),
+          },
+        }
+      : {}),
+    ...(f.classUid ? { classUid: f.classUid } : {}),
+    ...(f.activityId ? { activityId: f.activityId } : {}),
+    ...(f.outcome ? { statusId: f.outcome === 'success' ? 1 : 2 } : {}),
+    ...(f.user ? { userUid: f.user } : {}),
+    ...(f.deviceId ? { deviceUid: f.deviceId } : {}),
+    ...(f.credentialId ? { credentialUid: f.credentialId } : {}),
+    ...(f.reason ? { reason: f.reason } : {}),
+  };
 }
 
 @Injectable()
 export class AuditQueryService {
   constructor(@Inject(PrismaClient) private readonly db: PrismaClient) {}
 
-  async query(input: unknown): Promise<{ records: AuditRecord[]; nextPageToken: string }> {
-    const q = parseRequest(query, input, 'INVALID_AUDIT_QUERY');
+  async query(input: AuditPageQuery): Promise<{ records: AuditRecord[]; nextPageToken: string }> {
+    const q = parseRequest(pageSchema, input, 'INVALID_AUDIT_QUERY');
+    if (q.filter.startTime && q.filter.endTime && q.filter.startTime >= q.filter.endTime)
+      throw DomainError.invalidArgument('INVALID_AUDIT_QUERY', 'startTime must be before endTime');
     const pageSize = q.pageSize || 50;
     const after = q.pageToken ? decodeToken(q.pageToken) : 0n;
     const rows = await this.db.auditRecord.findMany({
-      where: {
-        tenantId: q.tenantId,
-        seq: { gt: after },
-        ...(q.eventType ? { eventType: q.eventType } : {}),
-        ...(q.subject ? { subject: q.subject } : {}),
-      },
+      where: whereOf(q.tenantId, q.filter, after),
       orderBy: { seq: 'asc' },
       take: pageSize + 1,
     });
@@ -48,5 +94,25 @@ export class AuditQueryService {
         ? Buffer.from(`seq:${records[records.length - 1]!.seq}`).toString('base64url')
         : '';
     return { records, nextPageToken };
+  }
+
+  /**
+   * Every matching record in chain order, read in chunks by seq: memory stays
+   * bounded whatever the size of the result, and the consumer's pace (back-pressure)
+   * decides when the next chunk is read.
+   */
+  async *export(tenantId: string, filterInput: unknown): AsyncGenerator<AuditRecord> {
+    const filter = parseRequest(auditFilterSchema, filterInput, 'INVALID_AUDIT_QUERY');
+    let after = 0n;
+    for (;;) {
+      const rows = await this.db.auditRecord.findMany({
+        where: whereOf(tenantId, filter, after),
+        orderBy: { seq: 'asc' },
+        take: EXPORT_CHUNK,
+      });
+      for (const r of rows) yield r;
+      if (rows.length < EXPORT_CHUNK) return;
+      after = rows[rows.length - 1]!.seq;
+    }
   }
 }

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { type Topic, Topics } from './topics';
 import { AUTH_EVENTS } from './auth-events';
+import { AUDIT_EVENTS } from './audit-events';
 
 export interface EventDefinition<S extends z.ZodTypeAny = z.ZodTypeAny> {
   /** CloudEvents `type`, versioned: dev.latchkey.<area>.<what>.v<N>. */
@@ -44,7 +45,10 @@ export const DeviceRegistered = defineEvent({
 
 /** Every event type latchkey emits, by CloudEvents type. */
 export const EVENT_CATALOGUE: ReadonlyMap<string, EventDefinition> = new Map(
-  [DeviceRegistered, ...AUTH_EVENTS].map((d) => [d.type, d as unknown as EventDefinition]),
+  [DeviceRegistered, ...AUTH_EVENTS, ...AUDIT_EVENTS].map((d) => [
+    d.type,
+    d as unknown as EventDefinition,
+  ]),
 );
 
 export function eventDefinition(type: string): EventDefinition | undefined {

@@ -46,14 +46,27 @@ export interface DeadLetter {
   headers: Record<string, string>;
 }
 
+/** What a handler may report back: events it refuses (sent to the dead-letter topic). */
+export interface BatchHandleResult {
+  rejected?: { event: ConsumedEvent; reason: string }[];
+}
+
 export interface BatchEventConsumerOptions {
   groupId: string;
   topics: readonly string[];
-  /** Handles a batch; offsets are committed only after it resolves. */
-  handle(events: ConsumedEvent[]): Promise<void>;
+  /**
+   * Handles a batch; offsets are committed only after it resolves. Events it returns
+   * as `rejected` go to the dead-letter topic with their reason, like malformed ones.
+   */
+  handle(events: ConsumedEvent[]): Promise<void | BatchHandleResult>;
   /** Where malformed records go, with their reason; committed with the batch. */
   deadLetterTopic: string;
   fromBeginning?: boolean;
+  /** Throughput tuning (kafkajs defaults when unset). */
+  partitionsConsumedConcurrently?: number;
+  maxBytesPerPartition?: number;
+  maxBytes?: number;
+  maxWaitTimeInMs?: number;
 }
 
 export interface KafkaEventBusOptions {
@@ -169,6 +182,11 @@ export class KafkaEventBus implements EventPublisher {
       retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 5000 },
       sessionTimeout: 30000,
       heartbeatInterval: 3000,
+      ...(options.maxBytesPerPartition
+        ? { maxBytesPerPartition: options.maxBytesPerPartition }
+        : {}),
+      ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}),
+      ...(options.maxWaitTimeInMs ? { maxWaitTimeInMs: options.maxWaitTimeInMs } : {}),
     });
     this.consumers.push(consumer);
     await consumer.connect();
@@ -179,6 +197,7 @@ export class KafkaEventBus implements EventPublisher {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
       eachBatch: (payload) => this.handleBatch(consumer, options, payload),
     });
   }
@@ -192,6 +211,11 @@ export class KafkaEventBus implements EventPublisher {
     const good: ConsumedEvent[] = [];
     const bad: DeadLetter[] = [];
     const spans = [];
+    const headersOf = (raw: Record<string, Buffer | string | undefined>) => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(raw)) if (v !== undefined) headers[k] = v.toString();
+      return headers;
+    };
     for (const message of batch.messages) {
       const record = {
         key: message.key,
@@ -218,9 +242,7 @@ export class KafkaEventBus implements EventPublisher {
       } catch (err) {
         const reason =
           err instanceof MalformedEventError ? err.message : `UNDECODABLE: ${String(err)}`;
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(record.headers))
-          if (v !== undefined) headers[k] = v.toString();
+        const headers = headersOf(record.headers);
         bad.push({
           topic: batch.topic,
           partition: batch.partition,
@@ -233,7 +255,24 @@ export class KafkaEventBus implements EventPublisher {
       }
     }
     try {
-      if (good.length) await options.handle(good);
+      const result = good.length ? await options.handle(good) : undefined;
+      if (result?.rejected?.length) {
+        const byOffset = new Map(batch.messages.map((m) => [m.offset, m]));
+        for (const { event, reason } of result.rejected) {
+          const message = byOffset.get(event.offset)!;
+          bad.push({
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: event.offset,
+            reason,
+            key: message.key,
+            value: message.value,
+            headers: headersOf(
+              (message.headers ?? {}) as Record<string, Buffer | string | undefined>,
+            ),
+          });
+        }
+      }
       if (bad.length) {
         await this.publishRaw(
           options.deadLetterTopic,

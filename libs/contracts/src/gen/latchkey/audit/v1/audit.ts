@@ -14,6 +14,16 @@ export const protobufPackage = "latchkey.audit.v1";
 
 export const protobufFileName = "latchkey/audit/v1/audit.proto";
 
+/** Outcome filter of a query (OCSF status_id). */
+export enum Outcome {
+  /** OUTCOME_UNSPECIFIED - Any outcome. */
+  OUTCOME_UNSPECIFIED = "OUTCOME_UNSPECIFIED",
+  /** OUTCOME_SUCCESS - status_id 1. */
+  OUTCOME_SUCCESS = "OUTCOME_SUCCESS",
+  /** OUTCOME_FAILURE - status_id 2. */
+  OUTCOME_FAILURE = "OUTCOME_FAILURE",
+}
+
 /**
  * One audit record: a domain event (CloudEvents) with its normalized record
  * and its place in the tenant's hash chain.
@@ -46,33 +56,83 @@ export interface AuditRecord {
   /** The event's data (the CloudEvents payload) as JSON text. */
   dataJson: string;
   /**
-   * The normalized record (OCSF) as JSON text; the hash chain covers its
+   * The normalized record (OCSF 1.5.0) as JSON text; the hash chain covers its
    * RFC 8785 (JCS) canonical form.
    */
   recordJson: string;
+  /** Hash of the previous record of the tenant (64 hex zeros for seq 1). */
+  prevHash: string;
+  /** SHA-256(prev_hash bytes ‖ UTF-8 JCS(record)), lowercase hex. */
+  hash: string;
+}
+
+/**
+ * Which records a query or an export selects. Every field is optional; set
+ * fields are combined with AND.
+ */
+export interface AuditEventFilter {
+  /** Only records of this CloudEvents type (exact match). */
+  eventType: string;
+  /** Only records with this CloudEvents subject (exact match). */
+  subject: string;
+  /** Only records whose event time is at or after this instant. */
+  startTime?:
+    | Timestamp
+    | null;
+  /** Only records whose event time is before this instant. */
+  endTime?:
+    | Timestamp
+    | null;
+  /** Only records of this OCSF class (e.g. 3002 Authentication); 0 means any. */
+  classUid: number;
+  /** Only records of this OCSF activity; 0 means any. */
+  activityId: number;
+  /** Only records with this outcome. */
+  outcome: Outcome;
+  /** Only records about this user (id, or name when the user is unknown). */
+  user: string;
+  /** Only records about this device id. */
+  deviceId: string;
+  /** Only records about this credential id. */
+  credentialId: string;
+  /** Only failures with this reason (OCSF status_code, e.g. "INVALID_OTP"). */
+  reason: string;
 }
 
 /** Request of AuditService.QueryAuditEvents. */
 export interface QueryAuditEventsRequest {
-  /** Tenant whose records are listed. */
+  /** Tenant whose records are listed; empty means the token's tenant. */
   tenantId: string;
-  /** Only records of this CloudEvents type (exact match); empty means all types. */
+  /** Only records of this CloudEvents type (exact match); same as filter.event_type. */
   eventType: string;
-  /**
-   * Only records with this CloudEvents subject (exact match); empty means all
-   * subjects.
-   */
+  /** Only records with this CloudEvents subject (exact match); same as filter.subject. */
   subject: string;
   /**
-   * Maximum number of records to return. 0 means the server's default; values
-   * above the server's maximum are lowered to it. The server may return fewer.
+   * Maximum number of records to return. 0 means the server's default (50);
+   * the maximum is 500. The server may return fewer.
    */
   pageSize: number;
   /**
    * Opaque cursor from a previous response's next_page_token; empty for the
-   * first page. The other filters must be the same as in that earlier request.
+   * first page. The filters must be the same as in that earlier request.
    */
   pageToken: string;
+  /** More filters. */
+  filter?: AuditEventFilter | null;
+}
+
+/** Request of AuditService.ExportAuditEvents. */
+export interface ExportAuditEventsRequest {
+  /** Tenant whose records are exported; empty means the token's tenant. */
+  tenantId: string;
+  /** Which records. */
+  filter?: AuditEventFilter | null;
+}
+
+/** One message of AuditService.ExportAuditEvents. */
+export interface ExportAuditEventsResponse {
+  /** The next record in chain order. */
+  record?: AuditRecord | null;
 }
 
 /** Response of AuditService.QueryAuditEvents. */
@@ -83,11 +143,51 @@ export interface QueryAuditEventsResponse {
   nextPageToken: string;
 }
 
+/** Request of AuditService.VerifyChain. */
+export interface VerifyChainRequest {
+  /** Tenant whose chain is verified; empty means the token's tenant. */
+  tenantId: string;
+  /**
+   * First seq to verify; 0 means the first record still stored (after
+   * retention, verification starts from the signed checkpoint before it).
+   */
+  fromSeq: string;
+  /** Last seq to verify; 0 means the head of the chain. */
+  toSeq: string;
+}
+
+/** Response of AuditService.VerifyChain. */
+export interface VerifyChainResponse {
+  /** True when every record and checkpoint in the range verified. */
+  ok: boolean;
+  /** The first seq where the chain or a checkpoint breaks; 0 when ok. */
+  firstInvalidSeq: string;
+  /**
+   * Why it breaks: HASH_MISMATCH, PREV_HASH_MISMATCH, SEQ_GAP, RECORD_MISMATCH,
+   * CHECKPOINT_SIGNATURE_INVALID, CHECKPOINT_UNKNOWN_KEY, CHECKPOINT_MISMATCH,
+   * RECORDS_MISSING, ANCHOR_MISSING; empty when ok.
+   */
+  reason: string;
+  /** Records verified. */
+  recordsVerified: string;
+  /** Checkpoints whose signature and hash verified. */
+  checkpointsVerified: string;
+  /** First and last seq of the verified range. */
+  fromSeq: string;
+  /** Last seq verified (the head when to_seq was 0). */
+  toSeq: string;
+  /** Hash of the record at to_seq. */
+  headHash: string;
+}
+
 export const LATCHKEY_AUDIT_V1_PACKAGE_NAME = "latchkey.audit.v1";
 
 /**
- * AuditService stores every domain event as a normalized (OCSF) record in a
- * per-tenant hash chain and serves queries over it.
+ * AuditService stores every domain event as a normalized (OCSF 1.5.0) record in
+ * a per-tenant hash chain, serves queries over it and verifies the chain.
+ * Every method requires an access token (`authorization: Bearer …`) with the
+ * role `admin` or `soc`; the tenant is the token's (`tenant_id`, when set, must
+ * be the same, except for operators).
  */
 
 export interface AuditServiceClient {
@@ -98,11 +198,25 @@ export interface AuditServiceClient {
    */
 
   queryAuditEvents(request: QueryAuditEventsRequest, metadata?: Metadata): Observable<QueryAuditEventsResponse>;
+
+  /** Streams every record matching the filter, in chain order (no paging). */
+
+  exportAuditEvents(request: ExportAuditEventsRequest, metadata?: Metadata): Observable<ExportAuditEventsResponse>;
+
+  /**
+   * Recomputes the tenant's hash chain over [from_seq, to_seq] and checks every
+   * checkpoint signature in that range.
+   */
+
+  verifyChain(request: VerifyChainRequest, metadata?: Metadata): Observable<VerifyChainResponse>;
 }
 
 /**
- * AuditService stores every domain event as a normalized (OCSF) record in a
- * per-tenant hash chain and serves queries over it.
+ * AuditService stores every domain event as a normalized (OCSF 1.5.0) record in
+ * a per-tenant hash chain, serves queries over it and verifies the chain.
+ * Every method requires an access token (`authorization: Bearer …`) with the
+ * role `admin` or `soc`; the tenant is the token's (`tenant_id`, when set, must
+ * be the same, except for operators).
  */
 
 export interface AuditServiceController {
@@ -116,11 +230,25 @@ export interface AuditServiceController {
     request: QueryAuditEventsRequest,
     metadata?: Metadata,
   ): Promise<QueryAuditEventsResponse> | Observable<QueryAuditEventsResponse> | QueryAuditEventsResponse;
+
+  /** Streams every record matching the filter, in chain order (no paging). */
+
+  exportAuditEvents(request: ExportAuditEventsRequest, metadata?: Metadata): Observable<ExportAuditEventsResponse>;
+
+  /**
+   * Recomputes the tenant's hash chain over [from_seq, to_seq] and checks every
+   * checkpoint signature in that range.
+   */
+
+  verifyChain(
+    request: VerifyChainRequest,
+    metadata?: Metadata,
+  ): Promise<VerifyChainResponse> | Observable<VerifyChainResponse> | VerifyChainResponse;
 }
 
 export function AuditServiceControllerMethods() {
   return function (constructor: Function) {
-    const grpcMethods: string[] = ["queryAuditEvents"];
+    const grpcMethods: string[] = ["queryAuditEvents", "exportAuditEvents", "verifyChain"];
     for (const method of grpcMethods) {
       const descriptor: any = Reflect.getOwnPropertyDescriptor(constructor.prototype, method);
       GrpcMethod("AuditService", method)(constructor.prototype[method], method, descriptor);

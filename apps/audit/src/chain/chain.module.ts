@@ -1,0 +1,33 @@
+/** The hash chain: ingest (the Kafka consumer's handler), signing key, checkpoints. */
+import { Module } from '@nestjs/common';
+import type { BatchEventConsumerOptions } from '@latchkey/events';
+import { type AuditConfig, AUDIT_CONFIG } from '../config';
+import { AuditKeyring } from '../checkpoints/audit-keyring.service';
+import { CheckpointScheduler } from '../checkpoints/checkpoint-scheduler.service';
+import { CheckpointWriter } from '../checkpoints/checkpoint-writer';
+import { ChainWriter } from './chain-writer';
+
+export const AUDIT_CONSUMER = Symbol('AUDIT_CONSUMER');
+
+@Module({
+  providers: [
+    AuditKeyring,
+    CheckpointWriter,
+    CheckpointScheduler,
+    ChainWriter,
+    {
+      provide: AUDIT_CONSUMER,
+      useFactory: (chain: ChainWriter, config: AuditConfig): BatchEventConsumerOptions => ({
+        groupId: config.AUDIT_CONSUMER_GROUP,
+        topics: config.AUDIT_TOPICS,
+        deadLetterTopic: config.AUDIT_DLQ_TOPIC,
+        partitionsConsumedConcurrently: config.AUDIT_PARTITIONS_CONCURRENCY,
+        maxBytesPerPartition: 4 * 1024 * 1024,
+        handle: (events) => chain.append(events),
+      }),
+      inject: [ChainWriter, AUDIT_CONFIG],
+    },
+  ],
+  exports: [AUDIT_CONSUMER, ChainWriter, AuditKeyring, CheckpointScheduler],
+})
+export class ChainModule {}
