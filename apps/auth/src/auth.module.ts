@@ -1,9 +1,14 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { KeyEncryption } from '@latchkey/crypto';
 import { EventsModule, Topics } from '@latchkey/events';
 import { prismaProvider, REDIS, redisProvider } from '@latchkey/service-kit';
+import { AdminModule } from './admin/admin.module';
 import { AUTH_CONFIG, type AuthConfig } from './config';
 import { PrismaClient } from './generated/prisma/client';
 import { NoncesModule } from './nonces/nonces.module';
+import { PasswordHasher } from './passwords/password-hasher';
+import { SignInModule } from './sign-in/sign-in.module';
+import { SigningKeysModule } from './signing-keys/signing-keys.module';
 
 @Module({})
 export class AuthModule {
@@ -18,8 +23,13 @@ export class AuthModule {
             prismaProvider(PrismaClient),
             redisProvider,
             { provide: AUTH_CONFIG, useValue: config },
+            { provide: KeyEncryption, useValue: new KeyEncryption(config.KEY_ENCRYPTION_KEYS) },
+            {
+              provide: PasswordHasher,
+              useValue: new PasswordHasher({ logN: config.PASSWORD_SCRYPT_LOG_N, r: 8, p: 1 }),
+            },
           ],
-          exports: [PrismaClient, REDIS, AUTH_CONFIG],
+          exports: [PrismaClient, REDIS, AUTH_CONFIG, KeyEncryption, PasswordHasher],
         },
         EventsModule.forRoot({
           brokers: config.KAFKA_BROKERS,
@@ -27,7 +37,10 @@ export class AuthModule {
           topics: [Topics.auth],
           outboxDatabase: PrismaClient,
         }),
+        SigningKeysModule,
         NoncesModule,
+        SignInModule,
+        AdminModule,
       ],
     };
   }

@@ -1,12 +1,33 @@
 /** Configuration of the auth service. */
+import { keyEncryptionConfigShape } from '@latchkey/crypto';
 import { baseConfigShape, databaseConfigShape, redisConfigShape } from '@latchkey/service-kit';
 import { z } from 'zod';
+
+const seconds = (min: number, max: number, dflt: number) =>
+  z.coerce.number().int().min(min).max(max).default(dflt);
 
 export const authConfigShape = {
   ...baseConfigShape,
   ...databaseConfigShape,
   ...redisConfigShape,
-  NONCE_TTL_SECONDS: z.coerce.number().int().min(10).max(3600).default(300),
+  ...keyEncryptionConfigShape,
+  /** Public base URL of auth: the `iss` of its tokens and the base of OIDC discovery. */
+  AUTH_ISSUER: z
+    .string()
+    .url()
+    .transform((u) => u.replace(/\/$/, '')),
+  AUTH_AUDIENCE: z.string().min(1).default('latchkey'),
+  NONCE_TTL_SECONDS: seconds(1, 3600, 300),
+  MFA_TICKET_TTL_SECONDS: seconds(30, 900, 300),
+  ACCESS_TOKEN_TTL_SECONDS: seconds(60, 86_400, 900),
+  /** How long a key signs before the next one takes over. */
+  SIGNING_KEY_ROTATION_SECONDS: seconds(60, 365 * 86_400, 30 * 86_400),
+  /** How often each replica re-reads the key ring (and rotates when due). */
+  SIGNING_KEY_CHECK_SECONDS: seconds(1, 3600, 60),
+  /** scrypt cost: N = 2^this (r=8, p=1). 16 → 64 MiB per hash. */
+  PASSWORD_SCRYPT_LOG_N: z.coerce.number().int().min(12).max(20).default(16),
+  /** Password attempts per source address per minute (all tenants). */
+  SIGN_IN_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
 };
 
 export type AuthConfig = z.infer<z.ZodObject<typeof authConfigShape>>;

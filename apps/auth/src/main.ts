@@ -13,9 +13,10 @@ void bootstrapService({
   configShape: authConfigShape,
   grpc: {
     package: grpc.package,
-    protoPath: grpc.protoPath,
+    // AuthService (sign-in, nonces) and AdminService share the package latchkey.auth.v1.
+    protoPath: [grpc.protoPath, 'latchkey/auth/v1/admin.proto'],
     protoRoot: PROTO_ROOT,
-    services: [`${grpc.package}.${grpc.service}`],
+    services: [`${grpc.package}.${grpc.service}`, `${grpc.package}.AdminService`],
     loaderOptions: PROTO_LOADER_OPTIONS,
   },
   module: (config) => AuthModule.forRoot(config),

@@ -15,3 +15,4 @@ export * from './redis/redis.provider';
 export * from './auth/access-token';
 export * from './auth/access-token.guard';
 export * from './auth/auth.config';
+export * from './auth/nonce-store';

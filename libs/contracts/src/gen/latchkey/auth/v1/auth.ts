@@ -50,6 +50,76 @@ export interface GetNonceResponse {
   expireTime?: Timestamp | null;
 }
 
+/** Request of AuthService.ConsumeNonce. */
+export interface ConsumeNonceRequest {
+  /** Tenant the nonce was issued for. */
+  tenantId: string;
+  /** Device the nonce was issued for. */
+  deviceId: string;
+  /** Purpose the nonce was issued for. */
+  purpose: NoncePurpose;
+  /** The nonce, as returned by GetNonce. */
+  nonce: string;
+}
+
+/** Response of AuthService.ConsumeNonce (empty: success means the nonce was valid and is now used). */
+export interface ConsumeNonceResponse {
+}
+
+/** Request of AuthService.SignInWithPassword. */
+export interface SignInWithPasswordRequest {
+  /** The tenant: its id (UUID) or its name. */
+  tenant: string;
+  /** Username, case-insensitive. */
+  username: string;
+  /** Password (at most 1024 bytes). */
+  password: string;
+}
+
+/** Response of AuthService.SignInWithPassword. */
+export interface SignInWithPasswordResponse {
+  /** Opaque single-use ticket for CompleteMfa (and EnrollTotp). */
+  mfaTicket: string;
+  /** When the ticket stops being accepted. */
+  expireTime?:
+    | Timestamp
+    | null;
+  /** True when the user has no active TOTP factor: call EnrollTotp first. */
+  totpEnrollmentRequired: boolean;
+}
+
+/** Request of AuthService.EnrollTotp. */
+export interface EnrollTotpRequest {
+  /** Ticket from SignInWithPassword (with totp_enrollment_required). */
+  mfaTicket: string;
+}
+
+/** Response of AuthService.EnrollTotp. */
+export interface EnrollTotpResponse {
+  /** Base32 secret, for manual entry. */
+  secret: string;
+  /** otpauth://totp/... URI, for a QR code. */
+  otpauthUri: string;
+}
+
+/** Request of AuthService.CompleteMfa. */
+export interface CompleteMfaRequest {
+  /** Ticket from SignInWithPassword. */
+  mfaTicket: string;
+  /** The current 6-digit TOTP code. */
+  code: string;
+}
+
+/** Response of AuthService.CompleteMfa. */
+export interface CompleteMfaResponse {
+  /** Access token: a JWT (ES256) verifiable with the JWKS of the issuer. */
+  accessToken: string;
+  /** Always "Bearer". */
+  tokenType: string;
+  /** When the access token expires. */
+  expireTime?: Timestamp | null;
+}
+
 export const LATCHKEY_AUTH_V1_PACKAGE_NAME = "latchkey.auth.v1";
 
 /**
@@ -71,6 +141,41 @@ export interface AuthServiceClient {
    */
 
   getNonce(request: GetNonceRequest, metadata?: Metadata): Observable<GetNonceResponse>;
+
+  /**
+   * Consumes a nonce: succeeds once for a live nonce issued with exactly this
+   * binding (services that verify a signed proof over a nonce call it).
+   * Errors: UNAUTHENTICATED with reason NONCE_REJECTED for an unknown, expired,
+   * used or differently bound nonce; UNAVAILABLE when the nonce store is down.
+   */
+
+  consumeNonce(request: ConsumeNonceRequest, metadata?: Metadata): Observable<ConsumeNonceResponse>;
+
+  /**
+   * First step of primary sign-in: the password. Returns a short-lived,
+   * single-use MFA ticket for CompleteMfa. An unknown tenant or user, a wrong
+   * password, a disabled or a locked account all fail the same way:
+   * UNAUTHENTICATED, reason SIGN_IN_FAILED. RESOURCE_EXHAUSTED (SIGN_IN_RATE_LIMITED)
+   * when the caller's source made too many attempts; UNAVAILABLE when Redis is down.
+   */
+
+  signInWithPassword(request: SignInWithPasswordRequest, metadata?: Metadata): Observable<SignInWithPasswordResponse>;
+
+  /**
+   * Starts TOTP enrolment for a user who has no active factor yet (the ticket
+   * says so): returns the secret and an otpauth:// URI for authenticator apps.
+   * The factor becomes active with the first correct code given to CompleteMfa.
+   */
+
+  enrollTotp(request: EnrollTotpRequest, metadata?: Metadata): Observable<EnrollTotpResponse>;
+
+  /**
+   * Second step: the TOTP code. Consumes the ticket (a wrong code means
+   * starting again with the password) and returns an access token with
+   * amr ["pwd","otp"]. Errors: UNAUTHENTICATED with reason MFA_FAILED.
+   */
+
+  completeMfa(request: CompleteMfaRequest, metadata?: Metadata): Observable<CompleteMfaResponse>;
 }
 
 /**
@@ -95,11 +200,58 @@ export interface AuthServiceController {
     request: GetNonceRequest,
     metadata?: Metadata,
   ): Promise<GetNonceResponse> | Observable<GetNonceResponse> | GetNonceResponse;
+
+  /**
+   * Consumes a nonce: succeeds once for a live nonce issued with exactly this
+   * binding (services that verify a signed proof over a nonce call it).
+   * Errors: UNAUTHENTICATED with reason NONCE_REJECTED for an unknown, expired,
+   * used or differently bound nonce; UNAVAILABLE when the nonce store is down.
+   */
+
+  consumeNonce(
+    request: ConsumeNonceRequest,
+    metadata?: Metadata,
+  ): Promise<ConsumeNonceResponse> | Observable<ConsumeNonceResponse> | ConsumeNonceResponse;
+
+  /**
+   * First step of primary sign-in: the password. Returns a short-lived,
+   * single-use MFA ticket for CompleteMfa. An unknown tenant or user, a wrong
+   * password, a disabled or a locked account all fail the same way:
+   * UNAUTHENTICATED, reason SIGN_IN_FAILED. RESOURCE_EXHAUSTED (SIGN_IN_RATE_LIMITED)
+   * when the caller's source made too many attempts; UNAVAILABLE when Redis is down.
+   */
+
+  signInWithPassword(
+    request: SignInWithPasswordRequest,
+    metadata?: Metadata,
+  ): Promise<SignInWithPasswordResponse> | Observable<SignInWithPasswordResponse> | SignInWithPasswordResponse;
+
+  /**
+   * Starts TOTP enrolment for a user who has no active factor yet (the ticket
+   * says so): returns the secret and an otpauth:// URI for authenticator apps.
+   * The factor becomes active with the first correct code given to CompleteMfa.
+   */
+
+  enrollTotp(
+    request: EnrollTotpRequest,
+    metadata?: Metadata,
+  ): Promise<EnrollTotpResponse> | Observable<EnrollTotpResponse> | EnrollTotpResponse;
+
+  /**
+   * Second step: the TOTP code. Consumes the ticket (a wrong code means
+   * starting again with the password) and returns an access token with
+   * amr ["pwd","otp"]. Errors: UNAUTHENTICATED with reason MFA_FAILED.
+   */
+
+  completeMfa(
+    request: CompleteMfaRequest,
+    metadata?: Metadata,
+  ): Promise<CompleteMfaResponse> | Observable<CompleteMfaResponse> | CompleteMfaResponse;
 }
 
 export function AuthServiceControllerMethods() {
   return function (constructor: Function) {
-    const grpcMethods: string[] = ["getNonce"];
+    const grpcMethods: string[] = ["getNonce", "consumeNonce", "signInWithPassword", "enrollTotp", "completeMfa"];
     for (const method of grpcMethods) {
       const descriptor: any = Reflect.getOwnPropertyDescriptor(constructor.prototype, method);
       GrpcMethod("AuthService", method)(constructor.prototype[method], method, descriptor);

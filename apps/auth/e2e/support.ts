@@ -1,0 +1,143 @@
+/** Helpers of auth's end-to-end tests: clients, seeded operators, sign-in. */
+import { credentials, loadPackageDefinition, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { PROTO_LOADER_OPTIONS, PROTO_ROOT } from '@latchkey/contracts';
+import {
+  eventually,
+  grpcAddress,
+  launcher,
+  TEST_PROFILE,
+  type UnaryClient,
+} from '@latchkey/testing';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { totpCode } from '../src/totp/totp';
+import { createAccount, type SeededAccount, seedContext } from '../src/seed/seed';
+
+export const authEnv = () => launcher.serviceEnv('auth', TEST_PROFILE);
+
+/** A promise client of any service in latchkey.auth.v1 (AuthService or AdminService). */
+export function authClient(service: 'AuthService' | 'AdminService', address = grpcAddress('auth')) {
+  const file = service === 'AdminService' ? 'admin.proto' : 'auth.proto';
+  const def = loadSync(join(PROTO_ROOT, 'latchkey/auth/v1', file), PROTO_LOADER_OPTIONS);
+  const pkg = loadPackageDefinition(def) as unknown as {
+    latchkey: {
+      auth: { v1: Record<string, new (a: string, c: unknown) => Record<string, unknown>> };
+    };
+  };
+  const raw = new pkg.latchkey.auth.v1[service]!(address, credentials.createInsecure());
+  return new Proxy({} as UnaryClient, {
+    get(_t, prop: string) {
+      if (prop === 'close') return () => (raw.close as () => void).call(raw);
+      const method = raw[prop] as (
+        req: object,
+        md: Metadata,
+        opts: object,
+        cb: (err: ServiceError | null, res: unknown) => void,
+      ) => void;
+      return (request: object, metadata = new Metadata()) =>
+        new Promise((resolve, reject) =>
+          method.call(raw, request, metadata, { deadline: Date.now() + 15000 }, (err, res) =>
+            err ? reject(err) : resolve(res as Record<string, unknown>),
+          ),
+        );
+    },
+  });
+}
+
+export function bearer(token: string): Metadata {
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  return md;
+}
+
+/** Creates an account with password and active TOTP straight in auth's database (as the seed does). */
+export async function seedAccount(
+  tenantId: string,
+  username: string,
+  roles: string[],
+): Promise<SeededAccount> {
+  const ctx = seedContext(authEnv());
+  try {
+    return await createAccount(ctx, tenantId, { username, displayName: username, roles });
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** The next TOTP code that has not been used yet for `secret` (waits for a new step if needed). */
+const lastStep = new Map<string, number>();
+export async function freshCode(secret: string): Promise<string> {
+  for (;;) {
+    const step = Math.floor(Date.now() / 30_000);
+    if ((lastStep.get(secret) ?? -1) < step) {
+      lastStep.set(secret, step);
+      return totpCode(secret);
+    }
+    await new Promise((r) => setTimeout(r, 30_000 - (Date.now() % 30_000) + 50));
+  }
+}
+
+export async function signIn(
+  auth: UnaryClient,
+  a: { tenantId: string; username: string; password: string; totpSecret: string },
+): Promise<string> {
+  const first = await auth.SignInWithPassword({
+    tenant: a.tenantId,
+    username: a.username,
+    password: a.password,
+  });
+  const done = await auth.CompleteMfa({
+    mfaTicket: first.mfaTicket,
+    code: await freshCode(a.totpSecret),
+  });
+  return done.accessToken as string;
+}
+
+/** Rows of auth's outbox (what the relay publishes to Kafka). */
+export async function outboxEvents(
+  type: string,
+  where: Record<string, string> = {},
+): Promise<{ data: Record<string, unknown>; published: boolean }[]> {
+  const c = new Client({ connectionString: authEnv().DATABASE_URL });
+  await c.connect();
+  try {
+    const conds = Object.keys(where).map((k, i) => `data->>'${k}' = $${i + 2}`);
+    const r = await c.query(
+      `SELECT data, published_at FROM outbox_events WHERE type = $1 ${conds.length ? `AND ${conds.join(' AND ')}` : ''} ORDER BY id`,
+      [type, ...Object.values(where)],
+    );
+    return r.rows.map((row: { data: Record<string, unknown>; published_at: Date | null }) => ({
+      data: row.data,
+      published: row.published_at !== null,
+    }));
+  } finally {
+    await c.end();
+  }
+}
+
+export const unique = (p: string) =>
+  `${p}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+/** Retries assertions until they pass (or the time runs out, with the last failure). */
+export function settles(assertions: () => Promise<void>, timeoutMs = 30_000): Promise<true> {
+  return eventually(
+    async () => {
+      await assertions();
+      return true as const;
+    },
+    { timeoutMs, what: 'assertions to pass' },
+  );
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}

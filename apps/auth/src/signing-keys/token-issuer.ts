@@ -1,0 +1,55 @@
+/** Issues access tokens (RFC 9068 JWTs, ES256) signed with the current key of the ring. */
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { SignJWT } from 'jose';
+import { AUTH_CONFIG, type AuthConfig } from '../config';
+import { SigningKeyRing } from './signing-key-ring';
+
+export interface AccessTokenSubject {
+  tenantId: string;
+  userId: string;
+  roles: readonly string[];
+  amr: readonly string[];
+  /** Time of the primary authentication. */
+  authTime: Date;
+  scope?: string;
+  deviceId?: string;
+}
+
+export interface IssuedToken {
+  token: string;
+  tokenId: string;
+  expiresAt: Date;
+}
+
+@Injectable()
+export class TokenIssuer {
+  constructor(
+    @Inject(SigningKeyRing) private readonly keys: SigningKeyRing,
+    @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
+  ) {}
+
+  async issueAccessToken(s: AccessTokenSubject, now = new Date()): Promise<IssuedToken> {
+    const key = this.keys.signingKey();
+    const iat = Math.floor(now.getTime() / 1000);
+    const exp = iat + this.config.ACCESS_TOKEN_TTL_SECONDS;
+    const tokenId = randomUUID();
+    const token = await new SignJWT({
+      tid: s.tenantId,
+      roles: [...s.roles],
+      amr: [...s.amr],
+      auth_time: Math.floor(s.authTime.getTime() / 1000),
+      scope: s.scope ?? 'openid profile',
+      ...(s.deviceId ? { did: s.deviceId } : {}),
+    })
+      .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' })
+      .setIssuer(this.config.AUTH_ISSUER)
+      .setSubject(s.userId)
+      .setAudience(this.config.AUTH_AUDIENCE)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .setJti(tokenId)
+      .sign(key.privateKey);
+    return { token, tokenId, expiresAt: new Date(exp * 1000) };
+  }
+}
