@@ -7,18 +7,18 @@ Chart name, truncated to 63 characters (the DNS label limit).
 
 {{/*
 Fully qualified name prefix: <release>-latchkey, or the release name alone when
-it already contains the chart name. Truncated so that "<fullname>-<service>"
+it already contains the chart name. Truncated so that "<fullname>-<service>-migration"
 still fits in 63 characters.
 */}}
 {{- define "latchkey.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -38,7 +38,7 @@ Name of one service's resources. Call with (dict "root" $ "name" "registration")
 {{- end }}
 
 {{/*
-Selector labels of one service (immutable once deployed). Call with (dict "root" $ "name" <service>).
+Selector labels of one component (immutable once deployed). Call with (dict "root" $ "name" <component>).
 */}}
 {{- define "latchkey.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "latchkey.name" .root }}
@@ -47,7 +47,7 @@ app.kubernetes.io/component: {{ .name }}
 {{- end }}
 
 {{/*
-Standard labels of one service. Call with (dict "root" $ "name" <service>).
+Standard labels of one component. Call with (dict "root" $ "name" <component>).
 */}}
 {{- define "latchkey.labels" -}}
 helm.sh/chart: {{ include "latchkey.chart" .root }}
@@ -58,54 +58,245 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end }}
 
 {{/*
-Container image of one service: repository:tag, where the tag falls back to
-.Values.image.tag and then to the chart's appVersion.
-Call with (dict "root" $ "name" <service> "svc" <service values>).
+Labels of chart-wide resources (no component). Call with the root context.
+*/}}
+{{- define "latchkey.commonLabels" -}}
+helm.sh/chart: {{ include "latchkey.chart" . }}
+app.kubernetes.io/name: {{ include "latchkey.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: latchkey
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+An image reference: repository:tag, where the tag falls back to .Values.image.tag
+and then to the chart's appVersion. Call with (dict "root" $ "image" <image values> "what" <values path>).
 */}}
 {{- define "latchkey.image" -}}
-{{- $repository := required (printf "services.%s.image.repository is required" .name) .svc.image.repository }}
-{{- $tag := .svc.image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion }}
+{{- $repository := required (printf "%s.repository is required" .what) .image.repository }}
+{{- $tag := .image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion }}
 {{- printf "%s:%s" $repository (toString $tag) }}
 {{- end }}
 
 {{/*
-Name of the existing Secret that holds one service's DATABASE_URL
-(default: <fullname>-<service>-db). Call with (dict "root" $ "name" <service> "svc" <service values>).
+A value as an environment variable string. YAML numbers reach templates as
+float64, which toString would print as 2.592e+06: whole numbers print as integers.
 */}}
-{{- define "latchkey.databaseSecretName" -}}
-{{- $db := .svc.database | default dict }}
-{{- $db.existingSecret | default (printf "%s-db" (include "latchkey.componentName" .)) }}
+{{- define "latchkey.envString" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) }}
+{{- int64 . | toString }}
+{{- else }}
+{{- toString . }}
+{{- end }}
 {{- end }}
 
 {{/*
-Non-secret environment of one service, as a YAML map of strings: commonEnv,
-overridden by services.<name>.env, then the values the chart controls (bind
-address, ports, service name, gRPC addresses of the enabled services).
-Empty values are dropped: an empty variable is not the same as an unset one
-to the services' config validation.
+Name of the chart-created Secret that holds inline (test-cluster) credentials.
+*/}}
+{{- define "latchkey.credentialsSecretName" -}}
+{{- printf "%s-credentials" (include "latchkey.fullname" .) }}
+{{- end }}
+
+{{/*
+Whether the chart creates the credentials Secret ("true" or "").
+*/}}
+{{- define "latchkey.hasInlineCredentials" -}}
+{{- $v := .Values }}
+{{- if or $v.postgresql.urls $v.keyEncryption.keys $v.redis.auth.password $v.kafka.sasl.password }}true{{ end }}
+{{- end }}
+
+{{/*
+The Secret and key holding one service's DATABASE_URL, as "name/key".
+Call with (dict "root" $ "name" <service> "svc" <service values>).
+*/}}
+{{- define "latchkey.databaseSecretRef" -}}
+{{- $db := .svc.database | default dict }}
+{{- $key := $db.secretKey | default (printf "%s_DATABASE_URL" (upper .name)) }}
+{{- if $db.existingSecret }}
+{{- printf "%s/%s" $db.existingSecret $key }}
+{{- else if hasKey (.root.Values.postgresql.urls | default dict) .name }}
+{{- printf "%s/%s_DATABASE_URL" (include "latchkey.credentialsSecretName" .root) (upper .name) }}
+{{- else if .root.Values.postgresql.existingSecret }}
+{{- printf "%s/%s" .root.Values.postgresql.existingSecret $key }}
+{{- else }}
+{{- fail (printf "services.%s needs a database URL: set postgresql.existingSecret (a Secret with key %s), services.%s.database.existingSecret, or postgresql.urls.%s on a test cluster" .name $key .name .name) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret and key holding KEY_ENCRYPTION_KEYS, as "name/key".
+*/}}
+{{- define "latchkey.kekSecretRef" -}}
+{{- $kek := .Values.keyEncryption }}
+{{- if $kek.existingSecret }}
+{{- printf "%s/%s" $kek.existingSecret ($kek.secretKey | default "KEY_ENCRYPTION_KEYS") }}
+{{- else if $kek.keys }}
+{{- printf "%s/KEY_ENCRYPTION_KEYS" (include "latchkey.credentialsSecretName" .) }}
+{{- else }}
+{{- fail "keyEncryption.existingSecret is empty: name the Secret that holds KEY_ENCRYPTION_KEYS (\"<kid>:<base64 of 32 bytes>\"), e.g. kubectl create secret generic latchkey-key-encryption --from-literal=KEY_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32); or set keyEncryption.keys on a test cluster" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret and key holding the Redis password, as "name/key" ('' without auth).
+*/}}
+{{- define "latchkey.redisSecretRef" -}}
+{{- $auth := .Values.redis.auth }}
+{{- if $auth.enabled }}
+{{- if $auth.existingSecret }}
+{{- printf "%s/%s" $auth.existingSecret ($auth.passwordKey | default "redis-password") }}
+{{- else if $auth.password }}
+{{- printf "%s/REDIS_PASSWORD" (include "latchkey.credentialsSecretName" .) }}
+{{- else }}
+{{- fail "redis.auth.enabled is true but redis.auth.existingSecret is empty: name the Secret that holds the Redis password (or set redis.auth.password on a test cluster)" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret and key holding the Kafka SASL password, as "name/key" ('' without SASL).
+*/}}
+{{- define "latchkey.kafkaSaslSecretRef" -}}
+{{- $sasl := .Values.kafka.sasl }}
+{{- if $sasl.enabled }}
+{{- if $sasl.existingSecret }}
+{{- printf "%s/%s" $sasl.existingSecret ($sasl.passwordKey | default "password") }}
+{{- else if $sasl.password }}
+{{- printf "%s/KAFKA_SASL_PASSWORD" (include "latchkey.credentialsSecretName" .) }}
+{{- else }}
+{{- fail "kafka.sasl.enabled is true but kafka.sasl.existingSecret is empty: name the Secret that holds the SASL password (Strimzi: the KafkaUser's Secret, key password)" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A secretKeyRef env entry from a "name/key" reference. Call with (dict "env" <VAR> "ref" <name/key>).
+*/}}
+{{- define "latchkey.secretEnv" -}}
+{{- $parts := splitList "/" .ref }}
+- name: {{ .env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ first $parts }}
+      key: {{ last $parts }}
+{{- end }}
+
+{{/*
+REDIS_URL of the services that use Redis. With auth, the password is
+interpolated by Kubernetes from REDIS_PASSWORD (defined just before it). For
+Sentinel and Cluster the URL names the first node; REDIS_SENTINELS /
+REDIS_CLUSTER_NODES carry the full lists.
+*/}}
+{{- define "latchkey.redisUrl" -}}
+{{- $r := .Values.redis }}
+{{- $scheme := ternary "rediss" "redis" (eq (toString $r.tls.enabled) "true") }}
+{{- $userinfo := "" }}
+{{- if $r.auth.enabled }}
+{{- $userinfo = printf "%s:$(REDIS_PASSWORD)@" ($r.auth.username | default "") }}
+{{- end }}
+{{- $hostport := printf "%s:%v" $r.host (include "latchkey.envString" $r.port) }}
+{{- if eq $r.mode "sentinel" }}
+{{- $hostport = first (required "redis.sentinel.nodes is empty: list the Sentinels as host:port" $r.sentinel.nodes) }}
+{{- else if eq $r.mode "cluster" }}
+{{- $hostport = first (required "redis.cluster.nodes is empty: list the seed nodes as host:port" $r.cluster.nodes) }}
+{{- end }}
+{{- printf "%s://%s%s/%s" $scheme $userinfo $hostport (include "latchkey.envString" $r.database) }}
+{{- end }}
+
+{{/*
+Non-secret environment of one service, as a YAML map of strings (its ConfigMap):
+commonEnv, then services.<name>.env, then what the chart derives from its
+settings. Empty values are dropped: an empty variable is not the same as an
+unset one to the services' config validation.
 Call with (dict "root" $ "name" <service> "svc" <service values>).
 */}}
 {{- define "latchkey.env" -}}
+{{- $v := .root.Values }}
 {{- $env := dict }}
-{{- range $k, $v := .root.Values.commonEnv }}
-{{- $_ := set $env $k $v }}
+{{- range $k, $val := $v.commonEnv }}
+{{- $_ := set $env $k $val }}
 {{- end }}
-{{- range $k, $v := (.svc.env | default dict) }}
-{{- $_ := set $env $k $v }}
-{{- end }}
-{{- range $peer, $peerSvc := .root.Values.services }}
-{{- if $peerSvc.enabled }}
-{{- $_ := set $env (printf "%s_GRPC_ADDRESS" (upper $peer)) (printf "%s:%v" (include "latchkey.componentName" (dict "root" $.root "name" $peer)) $peerSvc.ports.grpc) }}
-{{- end }}
+{{- range $k, $val := (.svc.env | default dict) }}
+{{- $_ := set $env $k $val }}
 {{- end }}
 {{- $_ := set $env "HOST" "0.0.0.0" }}
 {{- $_ := set $env "HTTP_PORT" (required (printf "services.%s.ports.http is required" .name) .svc.ports.http) }}
 {{- $_ := set $env "GRPC_PORT" (required (printf "services.%s.ports.grpc is required" .name) .svc.ports.grpc) }}
-{{- $_ := set $env "OTEL_SERVICE_NAME" (printf "latchkey-%s" .name) }}
+{{- $_ := set $env "KAFKA_BROKERS" (join "," (required "kafka.brokers is empty: list the bootstrap brokers as host:port" $v.kafka.brokers)) }}
+{{- $_ := set $env "KAFKA_CLIENT_ID" (printf "%s%s" $v.kafka.clientIdPrefix .name) }}
+{{- if $v.kafka.tls.enabled }}
+{{- $_ := set $env "KAFKA_SSL" "true" }}
+{{- if $v.kafka.tls.caSecret }}
+{{- $_ := set $env "KAFKA_SSL_CA_FILE" (printf "/etc/latchkey/kafka/%s" $v.kafka.tls.caKey) }}
+{{- end }}
+{{- end }}
+{{- if $v.kafka.sasl.enabled }}
+{{- $_ := set $env "KAFKA_SASL_MECHANISM" $v.kafka.sasl.mechanism }}
+{{- $_ := set $env "KAFKA_SASL_USERNAME" (required "kafka.sasl.username is required with SASL" $v.kafka.sasl.username) }}
+{{- end }}
+{{- if .svc.redis }}
+{{- if eq $v.redis.mode "sentinel" }}
+{{- $_ := set $env "REDIS_SENTINELS" (join "," $v.redis.sentinel.nodes) }}
+{{- $_ := set $env "REDIS_SENTINEL_MASTER_NAME" (required "redis.sentinel.masterName is required in sentinel mode" $v.redis.sentinel.masterName) }}
+{{- else if eq $v.redis.mode "cluster" }}
+{{- $_ := set $env "REDIS_CLUSTER_NODES" (join "," $v.redis.cluster.nodes) }}
+{{- end }}
+{{- if and $v.redis.tls.enabled $v.redis.tls.caSecret }}
+{{- $_ := set $env "REDIS_TLS_CA_FILE" (printf "/etc/latchkey/redis/%s" $v.redis.tls.caKey) }}
+{{- end }}
+{{- end }}
+{{- range $callee := .svc.calls }}
+{{- $calleeSvc := get $v.services $callee }}
+{{- $_ := set $env (printf "%s_GRPC_ADDRESS" (upper $callee | replace "-" "_")) (printf "%s:%s" (include "latchkey.componentName" (dict "root" $.root "name" $callee)) (include "latchkey.envString" $calleeSvc.ports.grpc)) }}
+{{- end }}
+{{- if ne .svc.tokens "none" }}
+{{- $_ := set $env "AUTH_ISSUER" (required "tokens.issuer is required: the public base URL of auth (e.g. https://auth.example.com)" $v.tokens.issuer) }}
+{{- $_ := set $env "AUTH_AUDIENCE" $v.tokens.audience }}
+{{- end }}
+{{- if eq .svc.tokens "verifier" }}
+{{- $auth := required "services.auth must exist: verifiers fetch its JWKS" $v.services.auth }}
+{{- $jwks := $v.tokens.jwksUrl | default (printf "http://%s:%v/.well-known/jwks.json" (include "latchkey.componentName" (dict "root" .root "name" "auth")) (include "latchkey.envString" $auth.ports.http)) }}
+{{- $_ := set $env "AUTH_JWKS_URL" $jwks }}
+{{- end }}
 {{- range $k := keys $env | sortAlpha }}
-{{- $v := get $env $k }}
-{{- if and (ne $k "DATABASE_URL") (ne (toString $v) "") (ne (toString $v) "<nil>") }}
-{{ $k }}: {{ toString $v | quote }}
+{{- $s := include "latchkey.envString" (get $env $k) }}
+{{- if and (ne $s "") (ne $s "<nil>") }}
+{{ $k }}: {{ $s | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Effective SHUTDOWN_TIMEOUT_MS of one service in whole seconds (rounded up).
+*/}}
+{{- define "latchkey.shutdownSeconds" -}}
+{{- $ms := get (.svc.env | default dict) "SHUTDOWN_TIMEOUT_MS" | default (get .root.Values.commonEnv "SHUTDOWN_TIMEOUT_MS") | default 10000 }}
+{{- div (add (int64 $ms) 999) 1000 }}
+{{- end }}
+
+{{/*
+Checks that span several values and that the schema cannot express. Included once
+(by secret.yaml) so that a bad combination fails with one clear message.
+*/}}
+{{- define "latchkey.validate" -}}
+{{- $v := .Values }}
+{{- if and $v.ingress.enabled $v.gateway.enabled }}
+{{- fail "ingress.enabled and gateway.enabled are both true: route device traffic through one of them" }}
+{{- end }}
+{{- if and $v.gateway.enabled (not $v.gateway.parentRefs) }}
+{{- fail "gateway.enabled is true but gateway.parentRefs is empty: name the Gateway (and listener) to attach the routes to" }}
+{{- end }}
+{{- range $name, $svc := $v.services }}
+{{- if $svc.enabled }}
+{{- range $svc.calls }}
+{{- if not (hasKey $v.services .) }}
+{{- fail (printf "services.%s.calls names %q, which is not a service of this chart" $name .) }}
+{{- end }}
+{{- end }}
+{{- if and $svc.autoscaling.enabled (gt (int64 $svc.autoscaling.minReplicas) (int64 $svc.autoscaling.maxReplicas)) }}
+{{- fail (printf "services.%s.autoscaling.minReplicas (%v) is greater than maxReplicas (%v)" $name $svc.autoscaling.minReplicas $svc.autoscaling.maxReplicas) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
