@@ -41,6 +41,9 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
     KAFKA_CLIENT_ID: `${p.groupPrefix}${service}`,
     DATABASE_URL: `${catalog.postgres}${p.dbPrefix}${service}`,
     AUDIT_CONSUMER_GROUP: `${p.groupPrefix}audit`,
+    PROVISIONING_CONSUMER_GROUP: `${p.groupPrefix}provisioning`,
+    // provisioning checks devices with registration's GetDevice.
+    REGISTRATION_GRPC_ADDRESS: `127.0.0.1:${ports('registration', profile).grpc}`,
     // Local development and tests only: a fixed, public key-encryption key. A deployment supplies
     // its own from a Kubernetes Secret (the services refuse to start without one).
     KEY_ENCRYPTION_KEYS: process.env.KEY_ENCRYPTION_KEYS ?? `local-dev:${LOCAL_DEV_KEK}`,
@@ -67,7 +70,7 @@ function getStatus(url) {
   });
 }
 
-async function waitReady(service, profile = 'dev', { timeoutMs = 30000, child } = {}) {
+async function waitReady(service, profile = 'dev', { timeoutMs = 120000, child } = {}) {
   const url = `http://127.0.0.1:${ports(service, profile).http}/readyz`;
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -124,6 +127,16 @@ async function startAll({ profile = 'dev', env = {}, logDir, names } = {}) {
     await Promise.all(list.map((name) => waitReady(name, profile, { child: children[name] })));
   } catch (err) {
     await stop();
+    if (logDir) {
+      const { readFileSync, existsSync } = require('node:fs');
+      for (const name of list) {
+        const file = path.join(logDir, `${name}.log`);
+        const tail = existsSync(file)
+          ? readFileSync(file, 'utf8').split('\n').slice(-15).join('\n')
+          : '';
+        if (tail.trim()) err.message += `\n--- ${name} log (last lines) ---\n${tail}`;
+      }
+    }
     throw err;
   }
   return { children, stop };
