@@ -1,7 +1,18 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { EventsModule, Topics } from '@latchkey/events';
-import { prismaProvider, REDIS, redisProvider } from '@latchkey/service-kit';
+import {
+  accessTokenVerifierProvider,
+  AccessTokenVerifier,
+  prismaProvider,
+  REDIS,
+  redisProvider,
+} from '@latchkey/service-kit';
 import type { ProvisioningConfig } from './config';
+import {
+  CREDENTIAL_EVENTS_CONSUMER,
+  CredentialsModule,
+  PROVISIONING_DLQ_TOPIC,
+} from './credentials/credentials.module';
 import { PrismaClient } from './generated/prisma/client';
 import { PoliciesModule } from './policies/policies.module';
 
@@ -14,16 +25,19 @@ export class ProvisioningModule {
         {
           module: class InfrastructureModule {},
           global: true,
-          providers: [prismaProvider(PrismaClient), redisProvider],
-          exports: [PrismaClient, REDIS],
+          providers: [prismaProvider(PrismaClient), redisProvider, accessTokenVerifierProvider],
+          exports: [PrismaClient, REDIS, AccessTokenVerifier],
         },
         EventsModule.forRoot({
           brokers: config.KAFKA_BROKERS,
           clientId: config.KAFKA_CLIENT_ID ?? 'latchkey-provisioning',
-          topics: [Topics.credential],
+          topics: [Topics.credential, Topics.device, Topics.auth, PROVISIONING_DLQ_TOPIC],
           outboxDatabase: PrismaClient,
+          consumer: CREDENTIAL_EVENTS_CONSUMER,
+          imports: [CredentialsModule],
         }),
         PoliciesModule,
+        CredentialsModule,
       ],
     };
   }

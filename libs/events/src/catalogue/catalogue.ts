@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { type Topic, Topics } from './topics';
 import { AUTH_EVENTS } from './auth-events';
+import { CREDENTIAL_EVENTS } from './credential-events';
 import { AUDIT_EVENTS } from './audit-events';
 
 export interface EventDefinition<S extends z.ZodTypeAny = z.ZodTypeAny> {
@@ -45,7 +46,7 @@ export const DeviceRegistered = defineEvent({
 
 /** Every event type latchkey emits, by CloudEvents type. */
 export const EVENT_CATALOGUE: ReadonlyMap<string, EventDefinition> = new Map(
-  [DeviceRegistered, ...AUTH_EVENTS, ...AUDIT_EVENTS].map((d) => [
+  [DeviceRegistered, ...AUTH_EVENTS, ...CREDENTIAL_EVENTS, ...AUDIT_EVENTS].map((d) => [
     d.type,
     d as unknown as EventDefinition,
   ]),

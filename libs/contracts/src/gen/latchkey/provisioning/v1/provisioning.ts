@@ -8,10 +8,38 @@
 import type { Metadata } from "@grpc/grpc-js";
 import { GrpcMethod, GrpcStreamMethod } from "@nestjs/microservices";
 import { Observable } from "rxjs";
+import { Timestamp } from "../../../google/protobuf/timestamp";
 
 export const protobufPackage = "latchkey.provisioning.v1";
 
 export const protobufFileName = "latchkey/provisioning/v1/provisioning.proto";
+
+/** Lifecycle state of a credential. */
+export enum CredentialStatus {
+  /** CREDENTIAL_STATUS_UNSPECIFIED - Not set; as a filter: any status. */
+  CREDENTIAL_STATUS_UNSPECIFIED = "CREDENTIAL_STATUS_UNSPECIFIED",
+  /** CREDENTIAL_STATUS_ACTIVE - Usable for key sign-in. */
+  CREDENTIAL_STATUS_ACTIVE = "CREDENTIAL_STATUS_ACTIVE",
+  /**
+   * CREDENTIAL_STATUS_SUSPENDED - Temporarily unusable (its device or user is disabled); comes back when
+   * the cause is lifted.
+   */
+  CREDENTIAL_STATUS_SUSPENDED = "CREDENTIAL_STATUS_SUSPENDED",
+  /** CREDENTIAL_STATUS_REVOKED - Unusable for good. */
+  CREDENTIAL_STATUS_REVOKED = "CREDENTIAL_STATUS_REVOKED",
+  /** CREDENTIAL_STATUS_EXPIRED - Active but past its expiry time (policy key lifetime): not usable. */
+  CREDENTIAL_STATUS_EXPIRED = "CREDENTIAL_STATUS_EXPIRED",
+}
+
+/** How strongly the key's storage was proven. */
+export enum AttestationLevel {
+  /** ATTESTATION_LEVEL_UNSPECIFIED - Not set; as a filter: any level. */
+  ATTESTATION_LEVEL_UNSPECIFIED = "ATTESTATION_LEVEL_UNSPECIFIED",
+  /** ATTESTATION_LEVEL_SOFTWARE - No attestation: the key lives in a software keystore as far as we know. */
+  ATTESTATION_LEVEL_SOFTWARE = "ATTESTATION_LEVEL_SOFTWARE",
+  /** ATTESTATION_LEVEL_TPM - A TPM key attestation was verified. */
+  ATTESTATION_LEVEL_TPM = "ATTESTATION_LEVEL_TPM",
+}
 
 /** What a tenant allows when users provision keys. */
 export interface KeyPolicy {
@@ -23,8 +51,8 @@ export interface KeyPolicy {
    */
   requireTpm: boolean;
   /**
-   * JOSE algorithm names the keys may use, e.g. "RS256", "ES256". A key whose
-   * algorithm is not listed is rejected.
+   * JOSE algorithm names the keys may use: "RS256" (RSA >= 2048 bits) and/or
+   * "ES256" (EC P-256). A key whose algorithm is not listed is rejected.
    */
   allowedAlgorithms: string[];
   /**
@@ -36,6 +64,18 @@ export interface KeyPolicy {
   maxKeysPerUser: number;
   /** Maximum number of active keys on one device (across all users). */
   maxKeysPerDevice: number;
+  /**
+   * Maximum number of active keys of one user on one device (1 by default:
+   * provisioning again on the same device replaces the old key).
+   */
+  maxKeysPerUserDevice: number;
+  /** Lifetime of a new key in seconds; 0 = keys do not expire. */
+  keyLifetimeSeconds: number;
+  /**
+   * When an administrator last changed the policy; unset while the tenant
+   * uses the defaults.
+   */
+  updateTime?: Timestamp | null;
 }
 
 /** Request of ProvisioningService.GetKeyPolicy. */
@@ -50,42 +90,410 @@ export interface GetKeyPolicyResponse {
   policy?: KeyPolicy | null;
 }
 
+/** Request of ProvisioningService.UpdateKeyPolicy. */
+export interface UpdateKeyPolicyRequest {
+  /**
+   * The complete new policy; `tenant_id` selects the tenant, `update_time` is
+   * ignored.
+   */
+  policy?: KeyPolicy | null;
+}
+
+/** Response of ProvisioningService.UpdateKeyPolicy. */
+export interface UpdateKeyPolicyResponse {
+  /** The stored policy. */
+  policy?: KeyPolicy | null;
+}
+
+/** Request of ProvisioningService.BeginProvisioning. */
+export interface BeginProvisioningRequest {
+  /** The device the new key will live on. */
+  deviceId: string;
+  /**
+   * Compact JWS signed by the device key (see libs/crypto device assertions),
+   * audience "latchkey-provisioning".
+   */
+  deviceAssertion: string;
+}
+
+/** Response of ProvisioningService.BeginProvisioning. */
+export interface BeginProvisioningResponse {
+  /** 32 random bytes, base64url: the payload the proof of possession signs. */
+  challenge: string;
+  /** When the challenge stops being accepted. */
+  expireTime?:
+    | Timestamp
+    | null;
+  /** The policy the new key must satisfy. */
+  policy?: KeyPolicy | null;
+}
+
+/**
+ * A TPM key attestation in the WebAuthn "tpm" attestation statement structure
+ * (https://www.w3.org/TR/webauthn-2/#sctn-tpm-attestation). `extraData` of
+ * certInfo must be SHA-256 of the challenge.
+ */
+export interface TpmKeyAttestation {
+  /** Statement version, "2.0". */
+  ver: string;
+  /** COSE algorithm of `sig` (e.g. -7 ES256, -257 RS256). */
+  alg: number;
+  /** The AIK certificate first, then its chain (DER). */
+  x5c: Uint8Array[];
+  /** Signature over cert_info by the AIK. */
+  sig: Uint8Array;
+  /** TPMS_ATTEST (type TPM_ST_ATTEST_CERTIFY) as produced by TPM2_Certify. */
+  certInfo: Uint8Array;
+  /** TPMT_PUBLIC of the certified key: must be the key being provisioned. */
+  pubArea: Uint8Array;
+}
+
+/** Request of ProvisioningService.CompleteProvisioning. */
+export interface CompleteProvisioningRequest {
+  /** The device given to BeginProvisioning. */
+  deviceId: string;
+  /** The challenge returned by BeginProvisioning. */
+  challenge: string;
+  /**
+   * The new public key as a JWK (JSON text): kty RSA (n, e) or EC (crv P-256,
+   * x, y). Private members are refused.
+   */
+  publicKeyJwk: string;
+  /** "RS256" or "ES256". */
+  algorithm: string;
+  /**
+   * Compact JWS with payload = the challenge, signed by the new key with
+   * `algorithm`.
+   */
+  proofOfPossession: string;
+  /** Optional TPM attestation of the new key. */
+  keyAttestation?:
+    | TpmKeyAttestation
+    | null;
+  /** Optional name shown to the user (at most 128 characters). */
+  friendlyName: string;
+}
+
+/** Response of ProvisioningService.CompleteProvisioning. */
+export interface CompleteProvisioningResponse {
+  /** The stored credential. */
+  credential?:
+    | Credential
+    | null;
+  /** Credentials of the same user + device that this one replaced (now revoked). */
+  replacedCredentialIds: string[];
+}
+
+/** A user key bound to a device. */
+export interface Credential {
+  /**
+   * base64url(SHA-256(SPKI DER of the public key)); the `kid` of the key's
+   * signatures.
+   */
+  credentialId: string;
+  /** Tenant of the user and the device. */
+  tenantId: string;
+  /** The user who owns the key. */
+  userId: string;
+  /** The device the key lives on. */
+  deviceId: string;
+  /** The public key as a JWK (JSON text, public members only). */
+  publicKeyJwk: string;
+  /** "RS256" or "ES256". */
+  algorithm: string;
+  /** How strongly the key's storage was proven. */
+  attestationLevel: AttestationLevel;
+  /** Issuer (subject DN) of the AIK certificate, for TPM-attested keys. */
+  attestationIssuer: string;
+  /** Current lifecycle state. */
+  status: CredentialStatus;
+  /** Why the key was suspended or revoked, when it is. */
+  statusReason: string;
+  /** Name shown to the user. */
+  friendlyName: string;
+  /** When the key was provisioned. */
+  createTime?:
+    | Timestamp
+    | null;
+  /** When the key was last used to sign in; unset if never. */
+  lastUseTime?:
+    | Timestamp
+    | null;
+  /** When the key stops being accepted; unset if it does not expire. */
+  expireTime?:
+    | Timestamp
+    | null;
+  /** When the key was revoked; unset unless revoked. */
+  revokeTime?: Timestamp | null;
+}
+
+/** Request of ProvisioningService.ListCredentials. */
+export interface ListCredentialsRequest {
+  /** Tenant to list; must be the caller's tenant. */
+  tenantId: string;
+  /** Admins: only this user's keys. Users: must be empty or themselves. */
+  userId: string;
+  /** Only keys on this device. */
+  deviceId: string;
+  /** Only keys in this state. */
+  status: CredentialStatus;
+  /** Only keys of this attestation level. */
+  attestationLevel: AttestationLevel;
+  /** 1-200; 50 when 0. */
+  pageSize: number;
+  /** `next_page_token` of the previous page. */
+  pageToken: string;
+}
+
+/** Response of ProvisioningService.ListCredentials. */
+export interface ListCredentialsResponse {
+  /** One page, newest first. */
+  credentials: Credential[];
+  /** Empty on the last page. */
+  nextPageToken: string;
+}
+
+/** Request of ProvisioningService.GetCredential. */
+export interface GetCredentialRequest {
+  /** Tenant the credential must belong to. */
+  tenantId: string;
+  /** The credential (the `kid` of a key sign-in assertion). */
+  credentialId: string;
+}
+
+/** Response of ProvisioningService.GetCredential. */
+export interface GetCredentialResponse {
+  /** The credential, whatever its status (callers must check `status`). */
+  credential?: Credential | null;
+}
+
+/** Request of ProvisioningService.RevokeCredential. */
+export interface RevokeCredentialRequest {
+  /** Tenant of the credential; must be the caller's. */
+  tenantId: string;
+  /** The credential to revoke. */
+  credentialId: string;
+  /** Why (1-256 characters), recorded with the credential and in the event. */
+  reason: string;
+}
+
+/** Response of ProvisioningService.RevokeCredential. */
+export interface RevokeCredentialResponse {
+  /** The revoked credential. */
+  credential?: Credential | null;
+}
+
+/** Request of ProvisioningService.DeleteCredential. */
+export interface DeleteCredentialRequest {
+  /** The device that holds the key. */
+  deviceId: string;
+  /** The credential to delete; it must live on that device. */
+  credentialId: string;
+  /** Compact JWS signed by the device key, audience "latchkey-provisioning". */
+  deviceAssertion: string;
+}
+
+/** Response of ProvisioningService.DeleteCredential. */
+export interface DeleteCredentialResponse {
+}
+
 export const LATCHKEY_PROVISIONING_V1_PACKAGE_NAME = "latchkey.provisioning.v1";
 
 /**
  * ProvisioningService owns credentials (user keys bound to a device) and each
  * tenant's key policy.
+ *
+ * Callers authenticate with an access token from auth (`authorization: Bearer
+ * ...` metadata); the tenant always comes from the verified token, never from a
+ * request field alone. Errors carry a machine-readable reason in the
+ * `latchkey-reason` metadata and in google.rpc.ErrorInfo.
  */
 
 export interface ProvisioningServiceClient {
   /**
    * Returns the effective key policy of a tenant (the defaults if the tenant
-   * never changed it). NOT_FOUND if the tenant does not exist.
+   * never changed it). Any principal of the tenant may read it.
    */
 
   getKeyPolicy(request: GetKeyPolicyRequest, metadata?: Metadata): Observable<GetKeyPolicyResponse>;
+
+  /**
+   * Replaces a tenant's key policy (tenant admin). INVALID_ARGUMENT with field
+   * violations for an inconsistent policy; nothing is changed then.
+   */
+
+  updateKeyPolicy(request: UpdateKeyPolicyRequest, metadata?: Metadata): Observable<UpdateKeyPolicyResponse>;
+
+  /**
+   * Step 1 of provisioning. The caller presents an access token whose `amr`
+   * shows a second factor no older than the tenant's freshness window, plus a
+   * device assertion from an active device of the same tenant. Returns a
+   * single-use challenge bound to the user and the device.
+   * Errors: UNAUTHENTICATED (MFA_MISSING, MFA_STALE, bad assertion),
+   * FAILED_PRECONDITION (DEVICE_INACTIVE), PERMISSION_DENIED
+   * (DEVICE_TENANT_MISMATCH), UNAVAILABLE when registration cannot be reached.
+   */
+
+  beginProvisioning(request: BeginProvisioningRequest, metadata?: Metadata): Observable<BeginProvisioningResponse>;
+
+  /**
+   * Step 2: registers the new public key. The proof of possession is a compact
+   * JWS whose payload is the challenge, signed by the new key. The tenant's
+   * policy decides what is accepted. A challenge is consumed by its first use,
+   * successful or not. On the same user + device, the new key replaces older
+   * ones beyond the policy's limit (destructive PIN reset): they are revoked.
+   */
+
+  completeProvisioning(
+    request: CompleteProvisioningRequest,
+    metadata?: Metadata,
+  ): Observable<CompleteProvisioningResponse>;
+
+  /**
+   * Lists credentials: a user sees their own keys; a tenant admin may filter
+   * by user, device, status and attestation level. Cursor pagination, newest
+   * first.
+   */
+
+  listCredentials(request: ListCredentialsRequest, metadata?: Metadata): Observable<ListCredentialsResponse>;
+
+  /**
+   * Internal (auth's key sign-in): one credential with its public key and
+   * status. NOT_FOUND for an unknown credential or one of another tenant.
+   * Not exposed over HTTP; reach it only from inside the deployment.
+   */
+
+  getCredential(request: GetCredentialRequest, metadata?: Metadata): Observable<GetCredentialResponse>;
+
+  /**
+   * Revokes a credential for good: a tenant admin, or its own user with a
+   * second factor inside the freshness window. The reason is recorded.
+   */
+
+  revokeCredential(request: RevokeCredentialRequest, metadata?: Metadata): Observable<RevokeCredentialResponse>;
+
+  /**
+   * The device removes one of its own keys, proven by a device assertion (no
+   * user token needed). The credential is deleted; an event records it.
+   */
+
+  deleteCredential(request: DeleteCredentialRequest, metadata?: Metadata): Observable<DeleteCredentialResponse>;
 }
 
 /**
  * ProvisioningService owns credentials (user keys bound to a device) and each
  * tenant's key policy.
+ *
+ * Callers authenticate with an access token from auth (`authorization: Bearer
+ * ...` metadata); the tenant always comes from the verified token, never from a
+ * request field alone. Errors carry a machine-readable reason in the
+ * `latchkey-reason` metadata and in google.rpc.ErrorInfo.
  */
 
 export interface ProvisioningServiceController {
   /**
    * Returns the effective key policy of a tenant (the defaults if the tenant
-   * never changed it). NOT_FOUND if the tenant does not exist.
+   * never changed it). Any principal of the tenant may read it.
    */
 
   getKeyPolicy(
     request: GetKeyPolicyRequest,
     metadata?: Metadata,
   ): Promise<GetKeyPolicyResponse> | Observable<GetKeyPolicyResponse> | GetKeyPolicyResponse;
+
+  /**
+   * Replaces a tenant's key policy (tenant admin). INVALID_ARGUMENT with field
+   * violations for an inconsistent policy; nothing is changed then.
+   */
+
+  updateKeyPolicy(
+    request: UpdateKeyPolicyRequest,
+    metadata?: Metadata,
+  ): Promise<UpdateKeyPolicyResponse> | Observable<UpdateKeyPolicyResponse> | UpdateKeyPolicyResponse;
+
+  /**
+   * Step 1 of provisioning. The caller presents an access token whose `amr`
+   * shows a second factor no older than the tenant's freshness window, plus a
+   * device assertion from an active device of the same tenant. Returns a
+   * single-use challenge bound to the user and the device.
+   * Errors: UNAUTHENTICATED (MFA_MISSING, MFA_STALE, bad assertion),
+   * FAILED_PRECONDITION (DEVICE_INACTIVE), PERMISSION_DENIED
+   * (DEVICE_TENANT_MISMATCH), UNAVAILABLE when registration cannot be reached.
+   */
+
+  beginProvisioning(
+    request: BeginProvisioningRequest,
+    metadata?: Metadata,
+  ): Promise<BeginProvisioningResponse> | Observable<BeginProvisioningResponse> | BeginProvisioningResponse;
+
+  /**
+   * Step 2: registers the new public key. The proof of possession is a compact
+   * JWS whose payload is the challenge, signed by the new key. The tenant's
+   * policy decides what is accepted. A challenge is consumed by its first use,
+   * successful or not. On the same user + device, the new key replaces older
+   * ones beyond the policy's limit (destructive PIN reset): they are revoked.
+   */
+
+  completeProvisioning(
+    request: CompleteProvisioningRequest,
+    metadata?: Metadata,
+  ): Promise<CompleteProvisioningResponse> | Observable<CompleteProvisioningResponse> | CompleteProvisioningResponse;
+
+  /**
+   * Lists credentials: a user sees their own keys; a tenant admin may filter
+   * by user, device, status and attestation level. Cursor pagination, newest
+   * first.
+   */
+
+  listCredentials(
+    request: ListCredentialsRequest,
+    metadata?: Metadata,
+  ): Promise<ListCredentialsResponse> | Observable<ListCredentialsResponse> | ListCredentialsResponse;
+
+  /**
+   * Internal (auth's key sign-in): one credential with its public key and
+   * status. NOT_FOUND for an unknown credential or one of another tenant.
+   * Not exposed over HTTP; reach it only from inside the deployment.
+   */
+
+  getCredential(
+    request: GetCredentialRequest,
+    metadata?: Metadata,
+  ): Promise<GetCredentialResponse> | Observable<GetCredentialResponse> | GetCredentialResponse;
+
+  /**
+   * Revokes a credential for good: a tenant admin, or its own user with a
+   * second factor inside the freshness window. The reason is recorded.
+   */
+
+  revokeCredential(
+    request: RevokeCredentialRequest,
+    metadata?: Metadata,
+  ): Promise<RevokeCredentialResponse> | Observable<RevokeCredentialResponse> | RevokeCredentialResponse;
+
+  /**
+   * The device removes one of its own keys, proven by a device assertion (no
+   * user token needed). The credential is deleted; an event records it.
+   */
+
+  deleteCredential(
+    request: DeleteCredentialRequest,
+    metadata?: Metadata,
+  ): Promise<DeleteCredentialResponse> | Observable<DeleteCredentialResponse> | DeleteCredentialResponse;
 }
 
 export function ProvisioningServiceControllerMethods() {
   return function (constructor: Function) {
-    const grpcMethods: string[] = ["getKeyPolicy"];
+    const grpcMethods: string[] = [
+      "getKeyPolicy",
+      "updateKeyPolicy",
+      "beginProvisioning",
+      "completeProvisioning",
+      "listCredentials",
+      "getCredential",
+      "revokeCredential",
+      "deleteCredential",
+    ];
     for (const method of grpcMethods) {
       const descriptor: any = Reflect.getOwnPropertyDescriptor(constructor.prototype, method);
       GrpcMethod("ProvisioningService", method)(constructor.prototype[method], method, descriptor);

@@ -1,0 +1,72 @@
+/** Provisioning of user keys and their lifecycle, including reactions to device and user events. */
+import { Module } from '@nestjs/common';
+import { type BatchEventConsumerOptions, Topics } from '@latchkey/events';
+import { NonceStore, REDIS, SERVICE_CONFIG } from '@latchkey/service-kit';
+import type { Redis } from 'ioredis';
+import type { ProvisioningConfig } from '../config';
+import {
+  DEVICE_ASSERTION_VERIFIER,
+  PendingDeviceAssertionVerifier,
+} from '../devices/device-assertion';
+import { RegistrationClient } from '../devices/registration.client';
+import { PoliciesModule } from '../policies/policies.module';
+import { CredentialReactions } from './credential-reactions.service';
+import {
+  DeviceAndInternalGrpcController,
+  ProvisioningGrpcController,
+} from './credentials.grpc.controller';
+import {
+  CredentialsHttpController,
+  DeviceCredentialsHttpController,
+} from './credentials.http.controller';
+import { CredentialsService } from './credentials.service';
+import { KEY_ATTESTATION_VERIFIER, UnavailableKeyAttestationVerifier } from './key-attestation';
+import { ProvisioningService } from './provisioning.service';
+
+export const CREDENTIAL_EVENTS_CONSUMER = Symbol('CREDENTIAL_EVENTS_CONSUMER');
+/** Where consumed events that cannot be decoded go, with their reason. */
+export const PROVISIONING_DLQ_TOPIC = 'latchkey.provisioning.dlq.v1';
+
+@Module({
+  imports: [PoliciesModule],
+  controllers: [
+    ProvisioningGrpcController,
+    DeviceAndInternalGrpcController,
+    CredentialsHttpController,
+    DeviceCredentialsHttpController,
+  ],
+  providers: [
+    ProvisioningService,
+    CredentialsService,
+    CredentialReactions,
+    {
+      provide: NonceStore,
+      useFactory: (redis: Redis, config: ProvisioningConfig) =>
+        new NonceStore(redis, config.CHALLENGE_TTL_SECONDS),
+      inject: [REDIS, SERVICE_CONFIG],
+    },
+    {
+      provide: RegistrationClient,
+      useFactory: (config: ProvisioningConfig) =>
+        new RegistrationClient(config.REGISTRATION_GRPC_ADDRESS, config.REGISTRATION_TIMEOUT_MS),
+      inject: [SERVICE_CONFIG],
+    },
+    { provide: DEVICE_ASSERTION_VERIFIER, useClass: PendingDeviceAssertionVerifier },
+    { provide: KEY_ATTESTATION_VERIFIER, useClass: UnavailableKeyAttestationVerifier },
+    {
+      provide: CREDENTIAL_EVENTS_CONSUMER,
+      useFactory: (
+        reactions: CredentialReactions,
+        config: ProvisioningConfig,
+      ): BatchEventConsumerOptions => ({
+        groupId: config.PROVISIONING_CONSUMER_GROUP,
+        topics: [Topics.device, Topics.auth],
+        deadLetterTopic: PROVISIONING_DLQ_TOPIC,
+        handle: (events) => reactions.handle(events),
+      }),
+      inject: [CredentialReactions, SERVICE_CONFIG],
+    },
+  ],
+  exports: [CREDENTIAL_EVENTS_CONSUMER],
+})
+export class CredentialsModule {}
