@@ -1,14 +1,21 @@
 #!/usr/bin/env node
 // `npm start`: the set-up, then the four services in the foreground. Ctrl-C stops them.
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { setup } from './setup.mjs';
+import { root, setup } from './setup.mjs';
 
 const require = createRequire(import.meta.url);
 
 async function main() {
   await setup({ profile: 'dev' });
-  const { startAll, ports, catalog } = require('./services.cjs');
+  const { startAll, ports, catalog, serviceEnv } = require('./services.cjs');
   const { stop } = await startAll({ profile: 'dev' });
+  // First start only: the demo tenant, an operator and users; prints their credentials once.
+  spawnSync(process.execPath, ['dist/apps/auth/src/seed/seed.js'], {
+    cwd: root,
+    env: serviceEnv('auth', 'dev'),
+    stdio: 'inherit',
+  });
   const rows = catalog.services.map((s) => {
     const p = ports(s.name);
     return `  ${s.name.padEnd(13)} gRPC 127.0.0.1:${p.grpc}   HTTP http://127.0.0.1:${p.http}  (/healthz /readyz /metrics)`;

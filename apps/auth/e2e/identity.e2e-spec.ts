@@ -4,6 +4,7 @@
  * TOTP sign-in, lockout, tokens validated from OIDC discovery only, events.
  */
 import { PLATFORM_TENANT_ID } from '@latchkey/events';
+import { AccessTokenVerifier } from '@latchkey/service-kit';
 import { httpBase, reasonOf, type UnaryClient } from '@latchkey/testing';
 import { status } from '@grpc/grpc-js';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
@@ -77,7 +78,7 @@ beforeAll(async () => {
   tenantA = await createTenant(unique('tenant-a'), {
     threshold: 5,
     windowSeconds: 60,
-    durationSeconds: 4,
+    durationSeconds: 12,
   });
   tenantB = await createTenant(unique('tenant-b'));
   const a = await seedAccount(tenantA.tenantId, 'admin-a', ['admin']);
@@ -127,6 +128,14 @@ describe('access tokens', () => {
     expect(verified.protectedHeader.kid).not.toBe(rotated.previousKid);
     // The token signed before the rotation still validates during the overlap.
     await expect(verify(before)).resolves.toBeDefined();
+    // So does the guard every other service uses (service-kit, JWKS cached, refetched on a new kid).
+    const guard = new AccessTokenVerifier({
+      issuer: http,
+      audience: 'latchkey',
+      jwksUrl: discovery.jwks_uri,
+    });
+    await expect(guard.verify(before)).resolves.toMatchObject({ amr: ['pwd', 'otp'] });
+    await expect(guard.verify(after)).resolves.toMatchObject({ tenantId: tenantA.tenantId });
     await settles(async () => {
       const ev = await outboxEvents('dev.latchkey.auth.signing_key.rotated.v1', {
         kid: rotated.kid as string,
@@ -343,17 +352,23 @@ describe('sign-in', () => {
     };
     const wrong = [];
     for (let i = 0; i < 5; i++) wrong.push(await attempt(acct.username, 'wrong password!!'));
-    const locked = await attempt(acct.username, acct.password);
-    const unknown = await attempt(unique('nobody'), 'whatever password');
-    for (const r of [...wrong, locked, unknown]) {
+    const lockedAt = Date.now();
+    const locked = [];
+    const unknown = [];
+    for (let i = 0; i < 3; i++) {
+      locked.push(await attempt(acct.username, acct.password));
+      unknown.push(await attempt(unique('nobody'), 'whatever password'));
+    }
+    for (const r of [...wrong, ...locked, ...unknown]) {
       expect(r.err.code).toBe(status.UNAUTHENTICATED);
       expect(reasonOf(r.err)).toBe('SIGN_IN_FAILED');
       expect(r.err.details).toBe(wrong[0]!.err.details);
     }
-    // Similar timing: each path spends one scrypt hash.
-    const slowest = Math.max(locked.ms, unknown.ms, wrong[0]!.ms);
-    const fastest = Math.min(locked.ms, unknown.ms, wrong[0]!.ms);
-    expect(slowest).toBeLessThan(fastest * 3 + 50);
+    // Similar timing: each path spends one scrypt hash (medians; generous for a busy CI machine).
+    const median = (rs: { ms: number }[]) =>
+      rs.map((r) => r.ms).sort((a, b) => a - b)[Math.floor(rs.length / 2)]!;
+    const medians = [median(wrong), median(locked), median(unknown)];
+    expect(Math.max(...medians)).toBeLessThan(Math.min(...medians) * 4 + 100);
 
     await settles(async () => {
       const ev = await outboxEvents('dev.latchkey.auth.user.locked.v1', { userId: acct.userId });
@@ -363,10 +378,11 @@ describe('sign-in', () => {
       });
       expect(failed.map((e) => e.data.reason)).toEqual([
         ...Array(5).fill('bad_credentials'),
-        'user_locked',
+        ...Array(3).fill('user_locked'),
       ]);
     });
-    await new Promise((r) => setTimeout(r, 4_500)); // the tenant's lockout lasts 4 s
+    // The tenant's lockout lasts 12 s.
+    await new Promise((r) => setTimeout(r, Math.max(0, lockedAt + 12_500 - Date.now())));
     await expect(signIn(auth, acct)).resolves.toMatch(/^ey/);
   }, 60_000);
 

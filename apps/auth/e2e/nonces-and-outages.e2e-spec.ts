@@ -7,7 +7,14 @@ import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { PLATFORM_TENANT_ID } from '@latchkey/events';
-import { grpcAddress, launcher, reasonOf, TEST_PROFILE, type UnaryClient } from '@latchkey/testing';
+import {
+  grpcAddress,
+  httpBase,
+  launcher,
+  reasonOf,
+  TEST_PROFILE,
+  type UnaryClient,
+} from '@latchkey/testing';
 import { join } from 'node:path';
 import { authClient, freePort, seedAccount, settles, signIn, unique } from './support';
 
@@ -89,6 +96,14 @@ describe('nonces (shared auth instance)', () => {
       const again = await auth.ConsumeNonce({ ...b, nonce }).catch((e: unknown) => e);
       expect(reasonOf(again)).toBe('NONCE_REJECTED');
     }
+    const viaHttp = await fetch(`${httpBase('auth')}/v1/nonces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...b, purpose: 'SIGN_IN' }),
+    });
+    expect(viaHttp.status).toBe(201);
+    const { nonce: httpNonce } = (await viaHttp.json()) as { nonce: string };
+    await expect(auth.ConsumeNonce({ ...b, nonce: httpNonce })).resolves.toEqual({});
     const bad = await auth
       .GetNonce({ ...b, purpose: 'NONCE_PURPOSE_UNSPECIFIED' })
       .catch((e: unknown) => e);

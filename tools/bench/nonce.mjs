@@ -1,0 +1,151 @@
+#!/usr/bin/env node
+// Nonce benchmark: issue + consume pairs (AuthService.GetNonce then ConsumeNonce)
+// over gRPC from parallel clients on 127.0.0.1 against a built auth service, and
+// in the same run the raw Redis rate of the same two commands (SET EX NX, GETDEL)
+// from Node with the same concurrency, as the baseline.
+// Target (issue #3): >= 10,000 issue+consume pairs/s on a 2-core machine.
+//
+//   node tools/bench/nonce.mjs [--seconds 10] [--channels 8] [--concurrency 128]
+//                              [--target 127.0.0.1:50253]   (default: starts auth, profile bench)
+// Needs the set-up done (npm start or npm test has run once: databases, build).
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+const { Redis } = require('ioredis');
+const launcher = require('../scripts/services.cjs');
+
+const args = Object.fromEntries(
+  process.argv
+    .slice(2)
+    .join(' ')
+    .split('--')
+    .filter(Boolean)
+    .map((a) => a.trim().split(/\s+/)),
+);
+const SECONDS = Number(args.seconds ?? 10);
+const CHANNELS = Number(args.channels ?? 8);
+const CONCURRENCY = Number(args.concurrency ?? 128);
+const PROFILE = 'bench';
+const TARGET_PAIRS = 10_000;
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Runs `pair` from CONCURRENCY loops for SECONDS; returns pairs/s and latency percentiles (ms). */
+async function drive(pair, seconds = SECONDS) {
+  const latencies = [];
+  let errors = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, i) => {
+      while (performance.now() < deadline) {
+        const s = performance.now();
+        try {
+          await pair(i);
+          latencies.push(performance.now() - s);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    pairsPerSecond: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    errors,
+    pairs: latencies.length,
+  };
+}
+
+function authClients(address) {
+  const def = protoLoader.loadSync(path.join(launcher.root, 'proto/latchkey/auth/v1/auth.proto'), {
+    keepCase: false,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+    includeDirs: [path.join(launcher.root, 'proto')],
+  });
+  const { AuthService } = grpc.loadPackageDefinition(def).latchkey.auth.v1;
+  return Array.from(
+    { length: CHANNELS },
+    (_, i) =>
+      // A distinct channel option per client: grpc-js would otherwise share one subchannel.
+      new AuthService(address, grpc.credentials.createInsecure(), { 'latchkey.bench.channel': i }),
+  );
+}
+
+const call = (client, method, req) =>
+  new Promise((resolve, reject) =>
+    client[method](req, (err, res) => (err ? reject(err) : resolve(res))),
+  );
+
+async function main() {
+  let child;
+  let address = args.target;
+  if (!address) {
+    child = launcher.startService('auth', {
+      profile: PROFILE,
+      logFile: path.join(launcher.root, 'tmp/bench/auth.log'),
+    });
+    await launcher.waitReady('auth', PROFILE, { child, timeoutMs: 60_000 });
+    address = `127.0.0.1:${launcher.ports('auth', PROFILE).grpc}`;
+  }
+  try {
+    const clients = authClients(address);
+    const binding = {
+      tenantId: randomUUID(),
+      deviceId: randomUUID(),
+      purpose: 'NONCE_PURPOSE_SIGN_IN',
+    };
+    const pair = async (i) => {
+      const c = clients[i % clients.length];
+      const { nonce } = await call(c, 'getNonce', binding);
+      await call(c, 'consumeNonce', { ...binding, nonce });
+    };
+    await drive(pair, 2); // warm-up
+    const service = await drive(pair);
+    for (const c of clients) c.close();
+
+    // Baseline: the same two Redis commands straight from Node, same concurrency and connections.
+    const redisUrl = launcher.serviceEnv('auth', PROFILE).REDIS_URL;
+    const conns = Array.from({ length: CHANNELS }, () => new Redis(redisUrl));
+    const raw = await drive(async (i) => {
+      const r = conns[i % conns.length];
+      const key = `latchkey:bench:${randomUUID()}`;
+      await r.set(key, 'v', 'EX', 60, 'NX');
+      await r.getdel(key);
+    });
+    for (const r of conns) r.disconnect();
+
+    const fmt = (x) => Math.round(x).toLocaleString('en-US');
+    console.log(
+      `nonce benchmark: ${SECONDS} s, ${CHANNELS} gRPC channels, ${CONCURRENCY} in flight, 127.0.0.1`,
+    );
+    console.log(
+      `  auth gRPC  GetNonce+ConsumeNonce: ${fmt(service.pairsPerSecond)} pairs/s  p50 ${service.p50.toFixed(2)} ms  p99 ${service.p99.toFixed(2)} ms  (${service.pairs} pairs, ${service.errors} errors)`,
+    );
+    console.log(
+      `  raw Redis  SET EX NX + GETDEL:    ${fmt(raw.pairsPerSecond)} pairs/s  p50 ${raw.p50.toFixed(2)} ms  p99 ${raw.p99.toFixed(2)} ms  (same run, ioredis)`,
+    );
+    console.log(
+      `  ratio service/raw: ${(service.pairsPerSecond / raw.pairsPerSecond).toFixed(2)}   target >= ${fmt(TARGET_PAIRS)} pairs/s: ${service.pairsPerSecond >= TARGET_PAIRS ? 'met' : 'NOT met'}`,
+    );
+  } finally {
+    if (child) await launcher.stopChild(child);
+  }
+}
+
+main().catch((err) => {
+  console.error(`nonce benchmark failed: ${err.stack ?? err}`);
+  process.exit(1);
+});
