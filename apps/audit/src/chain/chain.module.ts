@@ -22,7 +22,7 @@ export const AUDIT_CONSUMER = Symbol('AUDIT_CONSUMER');
         topics: config.AUDIT_TOPICS,
         deadLetterTopic: config.AUDIT_DLQ_TOPIC,
         partitionsConsumedConcurrently: config.AUDIT_PARTITIONS_CONCURRENCY,
-        maxBytesPerPartition: 4 * 1024 * 1024,
+        maxBytesPerPartition: config.AUDIT_FETCH_MAX_BYTES_PER_PARTITION,
         handle: (events) => chain.append(events),
       }),
       inject: [ChainWriter, AUDIT_CONFIG],

@@ -2,7 +2,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DomainError, parseRequest } from '@latchkey/service-kit';
 import { z } from 'zod';
-import { type AuditRecord, type Prisma, PrismaClient } from '../generated/prisma/client';
+import {
+  type AuditCheckpoint,
+  type AuditRecord,
+  type Prisma,
+  PrismaClient,
+} from '../generated/prisma/client';
 
 const text = (max: number) => z.string().min(1).max(max).optional();
 
@@ -113,6 +118,49 @@ export class AuditQueryService {
       for (const r of rows) yield r;
       if (rows.length < EXPORT_CHUNK) return;
       after = rows[rows.length - 1]!.seq;
+    }
+  }
+
+  /**
+   * An unfiltered export is a verifiable chain: the records in chain order with each
+   * signed checkpoint right after the record it signs, preceded by the checkpoint
+   * that anchors the chain when retention removed its beginning.
+   */
+  async *exportChain(
+    tenantId: string,
+  ): AsyncGenerator<{ record: AuditRecord } | { checkpoint: AuditCheckpoint }> {
+    const buffer: AuditCheckpoint[] = [];
+    let cursor = 0n;
+    let exhausted = false;
+    const refill = async () => {
+      if (exhausted) return;
+      const more = await this.db.auditCheckpoint.findMany({
+        where: { tenantId, seq: { gt: cursor } },
+        orderBy: { seq: 'asc' },
+        take: EXPORT_CHUNK,
+      });
+      if (more.length < EXPORT_CHUNK) exhausted = true;
+      if (more.length) cursor = more[more.length - 1]!.seq;
+      buffer.push(...more);
+    };
+    let first = true;
+    for await (const record of this.export(tenantId, {})) {
+      if (first) {
+        cursor = record.seq - 2n; // the anchor, if any, is at seq - 1
+        await refill();
+      }
+      while (buffer.length && buffer[0]!.seq < record.seq) {
+        const c = buffer.shift()!;
+        if (first && c.seq === record.seq - 1n) yield { checkpoint: c };
+        if (!buffer.length) await refill();
+      }
+      first = false;
+      yield { record };
+      for (;;) {
+        if (!buffer.length) await refill();
+        if (!buffer.length || buffer[0]!.seq !== record.seq) break;
+        yield { checkpoint: buffer.shift()! };
+      }
     }
   }
 }

@@ -1,7 +1,7 @@
 /** The wire shape of an audit record (gRPC message, HTTP JSON and NDJSON lines). */
 import { auditV1, fromTimestamp, toTimestamp } from '@latchkey/contracts';
 import { assertTenantAccess, type Principal } from '@latchkey/service-kit';
-import type { AuditRecord } from '../generated/prisma/client';
+import type { AuditCheckpoint, AuditRecord } from '../generated/prisma/client';
 import type { AuditFilter } from './audit-query.service';
 
 export function toProtoRecord(r: AuditRecord): auditV1.AuditRecord {
@@ -33,6 +33,20 @@ export function toExportLine(r: AuditRecord): string {
     prev_hash: r.prevHash,
     hash: r.hash,
     record: r.record,
+  })}\n`;
+}
+
+/** One NDJSON export line for a checkpoint: the SOC stream's checkpoint event data. */
+export function toCheckpointLine(c: AuditCheckpoint): string {
+  return `${JSON.stringify({
+    type: 'dev.latchkey.audit.checkpoint.v1',
+    tenant_id: c.tenantId,
+    seq: Number(c.seq),
+    hash: c.hash,
+    time: c.time.toISOString(),
+    kid: c.kid,
+    alg: 'EdDSA',
+    signature: c.signature,
   })}\n`;
 }
 

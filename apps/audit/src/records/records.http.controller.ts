@@ -9,6 +9,7 @@ import {
   defined,
   filterFromQuery,
   tenantFor,
+  toCheckpointLine,
   toExportLine,
   toProtoRecord,
 } from './audit-record.view';
@@ -35,7 +36,11 @@ export class RecordsHttpController {
     return { records: page.records.map(toProtoRecord), nextPageToken: page.nextPageToken };
   }
 
-  /** NDJSON, one record per line in chain order; written as read, pausing while the client is slow. */
+  /**
+   * NDJSON in chain order, written as read and pausing while the client is slow.
+   * Without filters the export is a verifiable chain (records and their signed
+   * checkpoints, tools/audit-verify --ndjson); with filters, only matching records.
+   */
   @Get('audit-events/export')
   async export(
     @Req() req: Request,
@@ -43,21 +48,29 @@ export class RecordsHttpController {
     @Param('tenantId') tenantId: string,
     @Query() q: Params,
   ): Promise<void> {
-    const records = this.audit.export(
-      tenantFor(principalOf(req), tenantId),
-      defined(filterFromQuery(q)),
-    );
+    const tenant = tenantFor(principalOf(req), tenantId);
+    const filter = defined(filterFromQuery(q));
+    const lines: AsyncGenerator<string> = Object.keys(filter).length
+      ? (async function* (records) {
+          for await (const r of records) yield toExportLine(r);
+        })(this.audit.export(tenant, filter))
+      : (async function* (items) {
+          for await (const i of items)
+            yield 'record' in i ? toExportLine(i.record) : toCheckpointLine(i.checkpoint);
+        })(this.audit.exportChain(tenant));
     // Validate the filter (first read) before the 200 goes out, so errors stay problem+json.
-    const first = await records.next();
+    const first = await lines.next();
     res.status(200).type('application/x-ndjson');
     let closed = false;
     res.on('close', () => (closed = true));
+    const write = async (line: string) => {
+      if (!res.write(line)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    };
     if (!first.done) {
-      if (!res.write(toExportLine(first.value))) await once(res, 'drain');
-      for await (const r of records) {
+      await write(first.value);
+      for await (const line of lines) {
         if (closed) break;
-        if (!res.write(toExportLine(r)))
-          await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        await write(line);
       }
     }
     res.end();

@@ -22,6 +22,7 @@ import { ChainWriter } from '../chain/chain-writer';
 
 const TENANTS_PER_ROUND = 200;
 const RECORDS_PER_TENANT = 2000;
+const MAX_SEND_BYTES = 512 * 1024;
 
 interface StreamRow {
   kind: 'record' | 'checkpoint';
@@ -140,7 +141,16 @@ export class AuditStreamPublisher implements OnApplicationBootstrap, OnApplicati
           const m = encodeEvent(this.toEvent(row));
           return { key: m.key, value: m.value, headers: m.headers as Record<string, string> };
         });
-        await this.bus.publishRaw(this.config.AUDIT_STREAM_TOPIC, messages);
+        // In sends well below the broker's batch limit (1 MiB by default), in order.
+        for (let i = 0, bytes = 0, from = 0; i <= messages.length; i++) {
+          const size = i < messages.length ? messages[i]!.value.length + 512 : 0;
+          if (i === messages.length || (bytes + size > MAX_SEND_BYTES && i > from)) {
+            await this.bus.publishRaw(this.config.AUDIT_STREAM_TOPIC, messages.slice(from, i));
+            from = i;
+            bytes = 0;
+          }
+          bytes += size;
+        }
         const progress = new Map<string, { records: string; checkpoints: string }>();
         for (const row of rows) {
           const p = progress.get(row.tenant_id) ?? { records: '0', checkpoints: '0' };
