@@ -19,6 +19,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { Topics } from '@latchkey/events';
 import {
   byKind,
@@ -452,6 +453,25 @@ describe('external Kafka, Redis and PostgreSQL (redis-cluster-sasl)', () => {
     );
     expect(value('auth', 'REDIS_CLUSTER_NODES')?.value?.split(',')).toHaveLength(3);
     expect(value('registration', 'REDIS_URL')).toBeUndefined();
+  });
+
+  it('names the Sentinels and the master set for Redis Sentinel, and opens both ports', () => {
+    const r = template(
+      [],
+      ['redis.mode=sentinel', 'redis.sentinel.nodes={sentinel-0:26379,sentinel-1:26379}'],
+    );
+    expect(r.ok).toBe(true);
+    const objects = parseAllDocuments(r.stdout)
+      .map((d) => d.toJS() as K8sObject | null)
+      .filter((o): o is K8sObject => o !== null);
+    const env = containerEnv(objects, 'auth');
+    const get = (n: string) => env.find((e) => e.name === n)?.value;
+    expect(get('REDIS_SENTINELS')).toBe('sentinel-0:26379,sentinel-1:26379');
+    expect(get('REDIS_SENTINEL_MASTER_NAME')).toBe('mymaster');
+    const redisRule = forComponent(objects, 'NetworkPolicy', 'auth').spec.egress.find((e: Json) =>
+      e.ports.some((p: Json) => p.port === 26379),
+    );
+    expect(redisRule.ports.map((p: Json) => p.port).sort()).toEqual([26379, 6379]);
   });
 
   it("reads each service's DATABASE_URL from its CloudNativePG Secret", () => {
