@@ -21,7 +21,7 @@ export const authConfigShape = {
   MFA_TICKET_TTL_SECONDS: seconds(30, 900, 300),
   ACCESS_TOKEN_TTL_SECONDS: seconds(60, 86_400, 900),
   /** How long a key signs before the next one takes over. */
-  SIGNING_KEY_ROTATION_SECONDS: seconds(60, 365 * 86_400, 30 * 86_400),
+  SIGNING_KEY_ROTATION_SECONDS: seconds(5, 365 * 86_400, 30 * 86_400),
   /** How often each replica re-reads the key ring (and rotates when due). */
   SIGNING_KEY_CHECK_SECONDS: seconds(1, 3600, 60),
   /** scrypt cost: N = 2^this (r=8, p=1). 16 → 64 MiB per hash. */
