@@ -17,7 +17,7 @@ import { Job } from 'kubernetes-models/batch/v1';
 import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { Topics } from '@latchkey/events';
@@ -502,6 +502,62 @@ describe('external Kafka, Redis and PostgreSQL (redis-cluster-sasl)', () => {
     );
     const readme = readFileSync(join(ROOT, 'deploy/helm/latchkey/README.md'), 'utf8');
     for (const a of alerts) expect({ [a]: readme.includes(`### ${a}`) }).toEqual({ [a]: true });
+  });
+});
+
+/**
+ * Metrics the alerts use that the services do not export yet (the alert rules
+ * define the names; the services are to adopt them). A name leaves this list
+ * when the code starts exporting it: a test below says so.
+ */
+const AWAITING_METRICS = [
+  'latchkey_sign_in_attempts_total',
+  'latchkey_outbox_oldest_unpublished_age_seconds',
+  'latchkey_audit_chain_verification_failures_total',
+];
+
+/** Metric names (prom-client `name: '...'`) defined in the services' and libs' sources. */
+function exportedMetrics(): Set<string> {
+  const names = new Set<string>();
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== 'generated' && entry.name !== 'node_modules') walk(path);
+      } else if (entry.name.endsWith('.ts') && !/\.(e2e-)?spec\.ts$/.test(entry.name)) {
+        for (const m of readFileSync(path, 'utf8').matchAll(/name:\s*['"`](latchkey_[a-z0-9_]+)/g))
+          names.add(m[1]!);
+      }
+    }
+  };
+  for (const top of ['apps', 'libs'])
+    for (const project of readdirSync(join(ROOT, top))) {
+      const src = join(ROOT, top, project, 'src');
+      if (existsSync(src)) walk(src);
+    }
+  return names;
+}
+
+describe('alert rules and the metrics the services export', () => {
+  const rule = byKind(render('redis-cluster-sasl'), 'PrometheusRule')[0]!;
+  const used = new Set<string>(
+    rule.spec.groups
+      .flatMap((g: Json) => g.rules.map((r: Json) => String(r.expr)))
+      .flatMap((e: string) => [...e.matchAll(/\b(latchkey_[a-z0-9_]+)/g)].map((m) => m[1]!)),
+  );
+  const exported = exportedMetrics();
+
+  it('uses only latchkey metrics the code exports, or ones listed in AWAITING_METRICS', () => {
+    const unknown = [...used].filter((m) => !exported.has(m) && !AWAITING_METRICS.includes(m));
+    expect(unknown).toEqual([]);
+    expect(exported.has('latchkey_requests_total')).toBe(true);
+  });
+
+  it('lists in AWAITING_METRICS only metrics that are not exported yet', () => {
+    const nowExported = AWAITING_METRICS.filter((m) => exported.has(m)).map(
+      (m) => `${m} is exported now: remove it from AWAITING_METRICS in tools/helm/chart.spec.ts`,
+    );
+    expect(nowExported).toEqual([]);
   });
 });
 
