@@ -604,6 +604,12 @@ describe('invalid values', () => {
       /minReplicas \(9\) is greater than maxReplicas \(3\)/,
     ],
     ['an issuer that is not a URL', ['tokens.issuer=auth'], /tokens\/issuer/],
+    [
+      'both an Ingress and Gateway routes',
+      ['ingress.enabled=true', 'gateway.enabled=true', 'gateway.parentRefs[0].name=public'],
+      /ingress\.enabled and gateway\.enabled are both true/,
+    ],
+    ['Gateway routes without a Gateway', ['gateway.enabled=true'], /gateway\.parentRefs is empty/],
   ])('rejects %s with a message naming it', (_what, set, message) => {
     const r = template([], set);
     expect(r.ok).toBe(false);
