@@ -11,6 +11,7 @@ import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { totpCode } from '../src/totp/totp';
 import {
   authClient,
+  authDb,
   bearer,
   freshCode,
   outboxEvents,
@@ -233,6 +234,28 @@ describe('users', () => {
     await expect(
       signIn(auth, { tenantId: tenantA.name, username, password, totpSecret: secret }),
     ).resolves.toMatch(/^ey/);
+    // An admin resets the password: the old one stops working, the new one works.
+    const newPassword = 'a brand new passphrase';
+    await admin.SetUserPassword(
+      { tenantId: tenantA.tenantId, userId: carol.userId, password: newPassword },
+      bearer(adminA),
+    );
+    const old = await auth
+      .SignInWithPassword({ tenant: tenantA.name, username, password })
+      .catch((e: unknown) => e);
+    expect(reasonOf(old)).toBe('SIGN_IN_FAILED');
+    await expect(
+      signIn(auth, { tenantId: tenantA.name, username, password: newPassword, totpSecret: secret }),
+    ).resolves.toMatch(/^ey/);
+    // At rest: a scrypt hash with its parameters, and the TOTP secret encrypted with the KEK.
+    const rows = await authDb<{ password_hash: string; secret_encrypted: string }>(
+      `SELECT u.password_hash, f.secret_encrypted FROM users u JOIN totp_factors f ON f.user_id = u.id WHERE u.id = $1`,
+      [carol.userId],
+    );
+    expect(rows[0]!.password_hash).toMatch(/^\$scrypt\$ln=\d+,r=8,p=1\$/);
+    expect(rows[0]!.secret_encrypted).toMatch(/^kek1\./);
+    expect(rows[0]!.secret_encrypted).not.toContain(secret);
+
     await admin.DeleteUser({ tenantId: tenantA.tenantId, userId: carol.userId }, bearer(adminA));
     const gone = await admin
       .GetUser({ tenantId: tenantA.tenantId, userId: carol.userId }, bearer(adminA))
@@ -251,11 +274,11 @@ describe('users', () => {
       const failed = await outboxEvents('dev.latchkey.auth.sign_in.failed.v1', {
         userId: carol.userId,
       });
-      expect(failed.map((e) => e.data.reason)).toEqual(['user_disabled']);
+      expect(failed.map((e) => e.data.reason)).toEqual(['user_disabled', 'bad_credentials']);
       const ok = await outboxEvents('dev.latchkey.auth.sign_in.succeeded.v1', {
         userId: carol.userId,
       });
-      expect(ok.map((e) => e.data.method)).toEqual(['pwd+otp', 'pwd+otp']);
+      expect(ok.map((e) => e.data.method)).toEqual(['pwd+otp', 'pwd+otp', 'pwd+otp']);
     });
     const all = JSON.stringify(await outboxEvents('dev.latchkey.auth.sign_in.succeeded.v1'));
     expect(all).not.toContain(password);

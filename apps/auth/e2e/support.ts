@@ -141,3 +141,14 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** Runs one query on auth's database. */
+export async function authDb<T>(sql: string, values: unknown[] = []): Promise<T[]> {
+  const c = new Client({ connectionString: authEnv().DATABASE_URL });
+  await c.connect();
+  try {
+    return (await c.query(sql, values)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
