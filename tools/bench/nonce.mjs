@@ -8,7 +8,9 @@
 //   node tools/bench/nonce.mjs [--seconds 10] [--channels 8] [--concurrency 128]
 //                              [--target 127.0.0.1:50253]   (default: starts auth, profile bench)
 // Needs the set-up done (npm start or npm test has run once: databases, build).
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { availableParallelism, loadavg } from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -84,6 +86,22 @@ function authClients(address) {
   );
 }
 
+/** A bare grpc-js health server in a child process; resolves with its address and client class. */
+async function bareGrpcServer() {
+  const healthProto = require.resolve('grpc-health-check/proto/health/v1/health.proto');
+  const code = `
+    const grpc = require(${JSON.stringify(require.resolve('@grpc/grpc-js'))});
+    const pl = require(${JSON.stringify(require.resolve('@grpc/proto-loader'))});
+    const { Health } = grpc.loadPackageDefinition(pl.loadSync(${JSON.stringify(healthProto)})).grpc.health.v1;
+    const s = new grpc.Server();
+    s.addService(Health.service, { check: (_c, cb) => cb(null, { status: 1 }) });
+    s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) => console.log(port));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve) => child.stdout.once('data', (d) => resolve(Number(d))));
+  const { Health } = grpc.loadPackageDefinition(protoLoader.loadSync(healthProto)).grpc.health.v1;
+  return { child, Health, address: `127.0.0.1:${port}` };
+}
+
 const call = (client, method, req) =>
   new Promise((resolve, reject) =>
     client[method](req, (err, res) => (err ? reject(err) : resolve(res))),
@@ -116,6 +134,24 @@ async function main() {
     const service = await drive(pair);
     for (const c of clients) c.close();
 
+    // Ceiling of gRPC itself here and now: a bare grpc-js server (another process, no Nest,
+    // no Redis) answering the same number of unary calls.
+    const bare = await bareGrpcServer();
+    const healthClients = Array.from(
+      { length: CHANNELS },
+      (_, i) =>
+        new bare.Health(bare.address, grpc.credentials.createInsecure(), {
+          'latchkey.bench.channel': i,
+        }),
+    );
+    const grpcOnly = await drive(async (i) => {
+      const c = healthClients[i % healthClients.length];
+      await call(c, 'check', {});
+      await call(c, 'check', {});
+    });
+    for (const c of healthClients) c.close();
+    bare.child.kill();
+
     // Baseline: the same two Redis commands straight from Node, same concurrency and connections.
     const redisUrl = launcher.serviceEnv('auth', PROFILE).REDIS_URL;
     const conns = Array.from({ length: CHANNELS }, () => new Redis(redisUrl));
@@ -136,6 +172,14 @@ async function main() {
     );
     console.log(
       `  raw Redis  SET EX NX + GETDEL:    ${fmt(raw.pairsPerSecond)} pairs/s  p50 ${raw.p50.toFixed(2)} ms  p99 ${raw.p99.toFixed(2)} ms  (same run, ioredis)`,
+    );
+    console.log(
+      `  bare grpc-js  2 unary calls:      ${fmt(grpcOnly.pairsPerSecond)} pairs/s  p50 ${grpcOnly.p50.toFixed(2)} ms  p99 ${grpcOnly.p99.toFixed(2)} ms  (same run, no Nest, no Redis)`,
+    );
+    console.log(
+      `  load average: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} on ${availableParallelism()} cores`,
     );
     console.log(
       `  ratio service/raw: ${(service.pairsPerSecond / raw.pairsPerSecond).toFixed(2)}   target >= ${fmt(TARGET_PAIRS)} pairs/s: ${service.pairsPerSecond >= TARGET_PAIRS ? 'met' : 'NOT met'}`,
