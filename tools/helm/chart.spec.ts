@@ -159,7 +159,10 @@ describe.each(Object.keys(VALUE_SETS))('the chart with the %s values', (set) => 
   it.each(['ServiceAccount', 'Service', 'ConfigMap', 'Deployment', 'NetworkPolicy'])(
     'renders one %s per enabled service',
     (kind) => {
-      expect(byKind(objects, kind).map(component).sort()).toEqual(services);
+      const regular = byKind(objects, kind).filter(
+        (o) => !o.metadata.annotations?.['helm.sh/hook'],
+      );
+      expect(regular.map(component).sort()).toEqual(services);
     },
   );
 
@@ -248,6 +251,25 @@ describe.each(Object.keys(VALUE_SETS))('the chart with the %s values', (set) => 
       expect(dbJob.valueFrom.secretKeyRef).toEqual(dbService?.valueFrom?.secretKeyRef);
       expect(dbJob.valueFrom.secretKeyRef.name).toBeTruthy();
     }
+    // The Jobs' pods may reach DNS and PostgreSQL only; that policy is an earlier hook.
+    const jobPolicy = byKind(objects, 'NetworkPolicy').find((p) =>
+      p.metadata.name.endsWith('-migrations'),
+    )!;
+    expect(jobPolicy.metadata.annotations?.['helm.sh/hook']).toBe('pre-install,pre-upgrade');
+    expect(Number(jobPolicy.metadata.annotations?.['helm.sh/hook-weight'])).toBeLessThan(0);
+    expect(jobPolicy.spec.podSelector.matchExpressions[0].values.sort()).toEqual(
+      services.map((s) => `${s}-migration`),
+    );
+    for (const job of jobs)
+      expect(job.spec.template.metadata.labels).toEqual(
+        expect.objectContaining(jobPolicy.spec.podSelector.matchLabels),
+      );
+    expect(flows(jobPolicy)).toEqual(
+      [
+        `out ${values.postgresql.networkPeers?.length ? peer(values.postgresql.networkPeers[0]) : 'any'} -> ${values.postgresql.port}`,
+        'out ns:kube-system -> 53',
+      ].sort(),
+    );
     // Anything a hook Job reads on install must itself exist before it: a chart Secret is an earlier hook.
     for (const s of byKind(objects, 'Secret')) {
       expect(s.metadata.annotations?.['helm.sh/hook']).toBe('pre-install,pre-upgrade');
