@@ -11,8 +11,12 @@
 // Tokens come from a JWKS served by this script (auth's issuer stand-in).
 //   node tools/bench/provisioning.mjs [concurrency=32] [seconds=10] [--no-setup]
 import { createServer } from 'node:http';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, webcrypto } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { credentials, loadPackageDefinition, Metadata } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import * as x509 from '@peculiar/x509';
 import { CompactSign, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { setup } from '../scripts/setup.mjs';
 
@@ -25,6 +29,47 @@ const DEVICES = 20;
 
 const pct = (sorted, p) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+
+x509.cryptoProvider.set(webcrypto);
+
+/** A promise-returning gRPC client of one latchkey service (loaded from proto/, as the services do). */
+function grpcClient(area, service, address) {
+  const def = loadSync(`latchkey/${area}/v1/${area}.proto`, {
+    keepCase: false,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+    includeDirs: [fileURLToPath(new URL('../../proto', import.meta.url))],
+  });
+  const Ctor = loadPackageDefinition(def).latchkey[area].v1[service];
+  const raw = new Ctor(address, credentials.createInsecure());
+  const call =
+    (method) =>
+    (req, md = new Metadata()) =>
+      new Promise((resolve, reject) =>
+        raw[method](req, md, { deadline: Date.now() + 15000 }, (e, r) =>
+          e ? reject(e) : resolve(r),
+        ),
+      );
+  return { call, close: () => raw.close() };
+}
+
+/** A device key's CSR and a transport key, as a device makes them. */
+async function deviceMaterial(name) {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = await webcrypto.subtle.generateKey(alg, false, ['sign', 'verify']);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${name}`,
+    keys,
+    signingAlgorithm: alg,
+  });
+  const transport = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return {
+    csrPem: csr.toString('pem'),
+    transportPublicKey: transport.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  };
+}
 
 async function jwksServer() {
   const { privateKey, publicKey } = await generateKeyPair('ES256');
@@ -58,11 +103,6 @@ async function main() {
     stopChild,
     waitReady,
   } = require('../scripts/services.cjs');
-  const {
-    grpcClient,
-    Metadata,
-    newDeviceMaterial,
-  } = require('../../dist/libs/testing/src/index.js');
   const { NonceStore } = require('../../dist/libs/service-kit/src/index.js');
   const { Redis } = require('ioredis');
 
@@ -82,16 +122,18 @@ async function main() {
     const tenantId = randomUUID();
     const registration = grpcClient(
       'registration',
+      'RegistrationService',
       `127.0.0.1:${ports('registration', PROFILE).grpc}`,
     );
     const provisioning = grpcClient(
       'provisioning',
+      'ProvisioningService',
       `127.0.0.1:${ports('provisioning', PROFILE).grpc}`,
     );
     const devices = [];
     for (let i = 0; i < DEVICES; i++) {
-      const m = await newDeviceMaterial(`bench-${i}`);
-      const res = await registration.registerDevice({
+      const m = await deviceMaterial(`bench-${i}`);
+      const res = await registration.call('RegisterDevice')({
         tenantId,
         joinToken: 'bench',
         csrPem: m.csrPem,
@@ -105,8 +147,8 @@ async function main() {
     }
     const adminMd = new Metadata();
     adminMd.set('authorization', `Bearer ${await auth.token(randomUUID(), tenantId, ['admin'])}`);
-    const { policy } = await provisioning.getKeyPolicy({ tenantId }, adminMd);
-    await provisioning.updateKeyPolicy(
+    const { policy } = await provisioning.call('GetKeyPolicy')({ tenantId }, adminMd);
+    await provisioning.call('UpdateKeyPolicy')(
       { policy: { ...policy, maxKeysPerDevice: 1000, maxKeysPerUser: 10 } },
       adminMd,
     );
@@ -127,6 +169,7 @@ async function main() {
       });
     }
     const nonces = new NonceStore(redis, 300);
+    const complete = provisioning.call('CompleteProvisioning');
     let next = 0;
     const latencies = [];
     let failures = 0;
@@ -147,7 +190,7 @@ async function main() {
             .sign(p.pair.privateKey);
           const s = performance.now();
           try {
-            await provisioning.completeProvisioning(
+            await complete(
               {
                 deviceId,
                 challenge: nonce,

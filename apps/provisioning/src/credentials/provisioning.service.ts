@@ -131,14 +131,17 @@ export class ProvisioningService {
     }
     if (!(await verifyProofOfPossession(req.proofOfPossession, key, req.challenge)))
       return refuse('bad_proof');
-    // Consumed before anything else can fail, so a challenge is good for one attempt only.
-    const fresh = await this.challenges.consume(
-      req.challenge,
-      challengeBinding(tenantId, req.deviceId, caller.subject),
-    );
+    // Consumed before anything else can fail, so a challenge is good for one attempt only
+    // (the policy is read meanwhile).
+    const [fresh, policy] = await Promise.all([
+      this.challenges.consume(
+        req.challenge,
+        challengeBinding(tenantId, req.deviceId, caller.subject),
+      ),
+      this.policies.effective(tenantId),
+    ]);
     if (!fresh) return refuse('challenge_unknown_or_used');
 
-    const policy = await this.policies.effective(tenantId);
     if (!policy.allowedAlgorithms.includes(req.algorithm)) return refuse('algorithm_not_allowed');
     let attestationIssuer: string | undefined;
     if (req.keyAttestation) {
@@ -186,27 +189,39 @@ export class ProvisioningService {
     const result = await this.db.$transaction(async (tx) => {
       // Serialize provisioning per device, then per user (always in this order: no deadlock),
       // so that concurrent requests cannot both pass the key limits.
-      await tx.$queryRaw`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtext(${`prov:device:${tenantId}:${deviceId}`}))`;
-      await tx.$queryRaw`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtext(${`prov:user:${tenantId}:${userId}`}))`;
-      if (await tx.credential.findUnique({ where: { id: key.id }, select: { id: true } }))
+      await tx.$queryRaw`SELECT 1 AS locked
+        FROM pg_advisory_xact_lock(hashtext(${`prov:device:${tenantId}:${deviceId}`})) AS d,
+             pg_advisory_xact_lock(hashtext(${`prov:user:${tenantId}:${userId}`})) AS u`;
+      // One round trip for everything the limits need.
+      const [facts] = await tx.$queryRaw<
+        { taken: boolean; same_device: string[]; for_user: number; on_device: number }[]
+      >`SELECT
+          EXISTS (SELECT 1 FROM credentials WHERE id = ${key.id}) AS taken,
+          ARRAY (SELECT id FROM credentials
+                  WHERE tenant_id = ${tenantId}::uuid AND user_id = ${userId}
+                    AND device_id = ${deviceId}::uuid AND status = 'active'
+                  ORDER BY created_at, id) AS same_device,
+          (SELECT count(*)::int FROM credentials
+            WHERE tenant_id = ${tenantId}::uuid AND user_id = ${userId} AND status = 'active') AS for_user,
+          (SELECT count(*)::int FROM credentials
+            WHERE tenant_id = ${tenantId}::uuid AND device_id = ${deviceId}::uuid AND status = 'active') AS on_device`;
+      if (!facts) throw new Error('no answer to the key-limit query');
+      if (facts.taken)
         throw new DomainError(
           'ALREADY_EXISTS',
           'CREDENTIAL_EXISTS',
           'this public key is already registered; generate a new key',
         );
-      const sameDevice = await tx.credential.findMany({
-        where: { tenantId, userId, deviceId, status: 'active' },
-        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
-        select: { id: true },
-      });
-      const replaced = sameDevice
-        .slice(0, Math.max(0, sameDevice.length - (policy.maxKeysPerUserDevice - 1)))
-        .map((c) => c.id);
-      const notReplaced = { status: 'active' as const, id: { notIn: replaced } };
-      const forUser = await tx.credential.count({ where: { tenantId, userId, ...notReplaced } });
+      const sameDevice = facts.same_device;
+      const replaced = sameDevice.slice(
+        0,
+        Math.max(0, sameDevice.length - (policy.maxKeysPerUserDevice - 1)),
+      );
+      // The replaced keys are among the user's and the device's active keys.
+      const forUser = facts.for_user - replaced.length;
       if (forUser + 1 > policy.maxKeysPerUser)
         return { refusal: `the user already has ${forUser} active keys` };
-      const onDevice = await tx.credential.count({ where: { tenantId, deviceId, ...notReplaced } });
+      const onDevice = facts.on_device - replaced.length;
       if (onDevice + 1 > policy.maxKeysPerDevice)
         return { refusal: `the device already holds ${onDevice} active keys` };
 
