@@ -18,7 +18,9 @@ async function errorsFor(file: string, code: string): Promise<string[]> {
     ],
     { cwd: root, input: code, encoding: 'utf8', env: { ...process.env, NX_DAEMON: 'false' } },
   );
-  const [result] = JSON.parse(r.stdout) as {
+  // Nx may print a warning line before ESLint's one-line JSON report.
+  const report = r.stdout.split('\n').find((line) => line.startsWith('[')) ?? '[]';
+  const [result] = JSON.parse(report) as {
     messages: { ruleId: string | null; message: string }[];
   }[];
   return (result?.messages ?? [])

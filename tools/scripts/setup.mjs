@@ -42,4 +42,12 @@ export async function setup({ profile }) {
   await timed('prisma clients', () => db.generateClients(services));
   const { build } = await import('./build.mjs');
   await timed('build', () => build({ log }));
+  // ESLint's @nx/enforce-module-boundaries silently skips itself when no project
+  // graph is cached (a fresh clone): compute it so the boundaries are enforced.
+  await timed('nx project graph', () =>
+    run(join(root, 'node_modules/.bin/nx'), ['show', 'projects'], {
+      stdio: 'ignore',
+      env: { ...process.env, NX_DAEMON: 'false' },
+    }),
+  );
 }
