@@ -16,7 +16,15 @@ import {
   type UnaryClient,
 } from '@latchkey/testing';
 import { join } from 'node:path';
-import { authClient, freePort, seedAccount, settles, signIn, unique } from './support';
+import {
+  authClient,
+  freePort,
+  outboxEvents,
+  seedAccount,
+  settles,
+  signIn,
+  unique,
+} from './support';
 
 const REDIS_PORT = 6390 + (Number(process.env.JEST_WORKER_ID ?? 1) % 5);
 
@@ -155,12 +163,22 @@ describe('a dedicated auth instance on a private Redis', () => {
   });
 
   it('rate-limits password attempts per source', async () => {
-    const req = { tenant: unique('nowhere'), username: 'x', password: 'y' };
+    const username = unique('flood');
+    const req = { tenant: 'platform', username, password: 'y' };
     const reasons: (string | undefined)[] = [];
     for (let i = 0; i < 8; i++)
       reasons.push(reasonOf(await auth.SignInWithPassword(req).catch((e: unknown) => e)));
     expect(reasons.slice(0, 6)).toEqual(Array(6).fill('SIGN_IN_FAILED'));
     expect(reasons.slice(6)).toEqual(['SIGN_IN_RATE_LIMITED', 'SIGN_IN_RATE_LIMITED']);
+    // The first refused attempt is recorded (not every one of a flood).
+    await settles(async () => {
+      const ev = await outboxEvents('dev.latchkey.auth.sign_in.failed.v1', { username });
+      expect(ev.map((e) => e.data.reason)).toEqual([
+        ...Array(5).fill('unknown_user'),
+        'user_locked', // an unknown username locks like a real one
+        'rate_limited',
+      ]);
+    });
   });
 
   it('fails closed with UNAVAILABLE while Redis is down and recovers by itself when it returns', async () => {

@@ -1,12 +1,12 @@
 /**
- * Redis-backed limits on password guessing: a per-source rate limit (fixed
- * one-minute windows) and per-account lockout (N failures within a window lock
+ * Redis-backed limits on password guessing: a per-source rate limit (one-minute
+ * windows from the first attempt) and per-account lockout (N failures within a window lock
  * the account for a while; tenant policy). Keys of one account share a hash tag,
  * so the Lua script works on Redis Cluster too. Accounts are keyed by tenant +
  * username, so unknown usernames lock exactly like real ones.
  */
 import { Inject, Injectable } from '@nestjs/common';
-import { DomainError, REDIS } from '@latchkey/service-kit';
+import { REDIS } from '@latchkey/service-kit';
 import type { Redis } from 'ioredis';
 import { AUTH_CONFIG, type AuthConfig } from '../config';
 
@@ -40,23 +40,19 @@ export class SignInThrottle {
   ) {}
 
   /**
-   * Counts one attempt from `source`; throws RESOURCE_EXHAUSTED past the limit.
-   * Returns true when this attempt is the first one over the limit (worth an event).
+   * Counts one attempt from `source`. Returns `limited` past the limit, and
+   * `firstOverLimit` for the one attempt that crossed it (worth an event; the
+   * rest of a flood is not recorded one by one).
    */
-  async admit(source: string): Promise<void> {
-    const window = Math.floor(Date.now() / 60_000);
-    const key = `latchkey:auth:rate:{${source}}:${window}`;
-    const [[, n]] = (await this.redis.multi().incr(key).expire(key, 61).exec()) as [
+  async admit(source: string): Promise<{ limited: boolean; firstOverLimit: boolean }> {
+    // The minute starts at the first attempt (EXPIRE NX), so it does not reset on the clock's minute.
+    const key = `latchkey:auth:rate:{${source}}`;
+    const [[, n]] = (await this.redis.multi().incr(key).expire(key, 60, 'NX').exec()) as [
       [Error | null, number],
       [Error | null, number],
     ];
-    if (n > this.config.SIGN_IN_RATE_LIMIT_PER_MINUTE) {
-      throw new DomainError(
-        'RESOURCE_EXHAUSTED',
-        'SIGN_IN_RATE_LIMITED',
-        'too many sign-in attempts from this source; retry later',
-      );
-    }
+    const limit = this.config.SIGN_IN_RATE_LIMIT_PER_MINUTE;
+    return { limited: n > limit, firstOverLimit: n === limit + 1 };
   }
 
   /** Seconds the account stays locked (0 when it is not locked). */

@@ -110,7 +110,7 @@ export class SignInService {
     reason: Reason,
     sourceIp: string | undefined,
   ): Promise<void> {
-    const counted = reason !== 'user_locked' && reason !== 'user_disabled';
+    const counted = !['user_locked', 'user_disabled', 'rate_limited'].includes(reason);
     const { failures, lockedNow } = counted
       ? await this.throttle.recordFailure(tenant.id, username, this.policy(tenant))
       : { failures: 0, lockedNow: false };
@@ -138,8 +138,18 @@ export class SignInService {
 
   async signInWithPassword(input: unknown, sourceIp?: string) {
     const req = parseRequest(signInRequest, input, 'INVALID_SIGN_IN_REQUEST');
-    await this.throttle.admit(sourceIp ?? 'unknown');
     const username = req.username.toLowerCase();
+    const rate = await this.throttle.admit(sourceIp ?? 'unknown');
+    if (rate.limited) {
+      const tenant = rate.firstOverLimit ? await this.findTenant(req.tenant) : null;
+      if (tenant)
+        await this.fail(tenant, username, undefined, 'password', 'rate_limited', sourceIp);
+      throw new DomainError(
+        'RESOURCE_EXHAUSTED',
+        'SIGN_IN_RATE_LIMITED',
+        'too many sign-in attempts from this source; retry later',
+      );
+    }
     const tenant = await this.findTenant(req.tenant);
     if (!tenant) {
       await this.passwords.verify(req.password, undefined);
