@@ -9,11 +9,13 @@ import { encodeEvent, eventDefinition, type DomainEvent, KafkaEventBus } from '@
 import {
   grpcClient,
   KAFKA_BROKERS,
+  launcher,
   type Metadata,
   ScratchDatabase,
   startExtraService,
   type ExtraService,
   TestTokenIssuer,
+  TEST_PROFILE,
   type UnaryClient,
 } from '@latchkey/testing';
 
@@ -40,7 +42,9 @@ export class AuditHarness {
   }
 
   async setUp(): Promise<void> {
-    this.db = await ScratchDatabase.create(`latchkey_taudit_${this.name}`, 'audit');
+    // Unique per run: suites of other profiles (other engineers, CI) may run the same files.
+    const prefix = launcher.catalog.profiles[TEST_PROFILE]!.dbPrefix;
+    this.db = await ScratchDatabase.create(`${prefix}scratch_${this.name}_${this.id}`, 'audit');
     this.issuer = await TestTokenIssuer.start();
     this.bus = new KafkaEventBus({ brokers: [KAFKA_BROKERS], clientId: `test-${this.name}` });
     await this.bus.ensureTopics([...this.topics, this.streamTopic, this.dlqTopic]);

@@ -222,7 +222,16 @@ describe('the query API', () => {
     expect(res.headers.get('content-type')).toMatch(/application\/x-ndjson/);
     const body = await res.text();
     const lines = body.trim().split('\n');
-    expect(lines).toHaveLength(15);
+    // Unfiltered: the 15 records, each signed checkpoint right after the record it signs.
+    const items = lines.map((l) => JSON.parse(l) as { type: string; seq: number });
+    const kind = (i: { type: string }) => i.type.split('.')[3];
+    expect(items.filter((i) => kind(i) === 'record').map((i) => i.seq)).toEqual(
+      Array.from({ length: 15 }, (_, i) => i + 1),
+    );
+    items.forEach((item, i) => {
+      if (kind(item) === 'checkpoint') expect(items[i - 1]).toMatchObject({ seq: item.seq });
+    });
+    expect(items.find((i) => kind(i) === 'checkpoint' && i.seq === 10)).toBeDefined();
     const file = join(TMP_DIR, `export-${h.id}.ndjson`);
     writeFileSync(file, body);
     const v = await verify([

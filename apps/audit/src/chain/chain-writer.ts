@@ -8,39 +8,39 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { context } from '@opentelemetry/api';
 import type { BatchHandleResult, ConsumedEvent } from '@latchkey/events';
+import { canonicalize } from 'json-canonicalize';
 import { type AuditConfig, AUDIT_CONFIG } from '../config';
-import { type Prisma, PrismaClient } from '../generated/prisma/client';
 import { CheckpointWriter } from '../checkpoints/checkpoint-writer';
 import { facetsOf, toOcsf, traceIdOf } from '../records/ocsf';
-import { assertCanonicalizable, canonicalJson, NotCanonicalizableError } from './canonical-json';
+import { assertCanonicalizable, NotCanonicalizableError } from './canonical-json';
+import { ChainDatabase, type SqlTx } from './chain-database';
 import { chainHashOfCanonical, GENESIS_HASH } from './hash-chain';
 
-type Tx = Prisma.TransactionClient;
-
-/** Takes the chain locks of `tenantIds` in one global order (hash value, then id). */
-export async function lockChains(tx: Tx, tenantIds: Iterable<string>): Promise<void> {
-  const keys = JSON.stringify([...new Set(tenantIds)]);
-  await tx.$queryRawUnsafe(
+/** Takes the chain locks of `tenantIds` in one global order (lock key, ascending). */
+export async function lockChains(tx: SqlTx, tenantIds: Iterable<string>): Promise<void> {
+  await tx.query(
     `SELECT count(pg_advisory_xact_lock(k)) FROM (
-       SELECT DISTINCT hashtext('audit:' || t) AS k FROM jsonb_array_elements_text($1::jsonb) t
-       ORDER BY 1) s`,
-    keys,
+       SELECT DISTINCT hashtext('audit:' || t) AS k FROM unnest($1::text[]) t ORDER BY 1) s`,
+    [[...new Set(tenantIds)]],
   );
 }
 
-interface Head {
+export interface ChainHead {
   seq: bigint;
   hash: string;
   checkpointSeq: bigint;
 }
 
-export async function readHeads(tx: Tx, tenantIds: string[]): Promise<Map<string, Head>> {
-  const rows = await tx.$queryRawUnsafe<
-    { tenant_id: string; seq: string; hash: string; checkpoint_seq: string }[]
-  >(
-    `SELECT tenant_id, seq::text, hash, checkpoint_seq::text FROM audit_chain_heads
-      WHERE tenant_id IN (SELECT jsonb_array_elements_text($1::jsonb))`,
-    JSON.stringify(tenantIds),
+export async function readHeads(tx: SqlTx, tenantIds: string[]): Promise<Map<string, ChainHead>> {
+  const { rows } = await tx.query<{
+    tenant_id: string;
+    seq: string;
+    hash: string;
+    checkpoint_seq: string;
+  }>(
+    `SELECT tenant_id, seq, hash, checkpoint_seq FROM audit_chain_heads
+      WHERE tenant_id = ANY($1::text[])`,
+    [tenantIds],
   );
   return new Map(
     rows.map((r) => [
@@ -50,12 +50,48 @@ export async function readHeads(tx: Tx, tenantIds: string[]): Promise<Map<string
   );
 }
 
+/** Column arrays of one INSERT (unnest keeps it one statement with 19 parameters). */
+class Columns {
+  readonly eventId: string[] = [];
+  readonly tenantId: string[] = [];
+  readonly seq: string[] = [];
+  readonly eventType: string[] = [];
+  readonly source: string[] = [];
+  readonly subject: string[] = [];
+  readonly time: string[] = [];
+  readonly traceId: (string | null)[] = [];
+  readonly data: string[] = [];
+  readonly record: string[] = [];
+  readonly prevHash: string[] = [];
+  readonly hash: string[] = [];
+  readonly classUid: number[] = [];
+  readonly activityId: number[] = [];
+  readonly statusId: (number | null)[] = [];
+  readonly userUid: (string | null)[] = [];
+  readonly deviceUid: (string | null)[] = [];
+  readonly credentialUid: (string | null)[] = [];
+  readonly reason: (string | null)[] = [];
+  get length() {
+    return this.eventId.length;
+  }
+}
+
+const INSERT = `INSERT INTO audit_records (event_id, tenant_id, seq, event_type, source, subject, time,
+    trace_id, data, record, prev_hash, hash, class_uid, activity_id, status_id, user_uid,
+    device_uid, credential_uid, reason)
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+    $7::timestamptz[], $8::text[], $9::jsonb[], $10::jsonb[], $11::text[], $12::text[], $13::int[],
+    $14::int[], $15::int[], $16::text[], $17::text[], $18::text[], $19::text[])`;
+
+// PostgreSQL cannot store U+0000 in text or jsonb: refuse it up front instead of failing the batch.
+const NUL = '\u0000';
+
 @Injectable()
 export class ChainWriter {
   private listeners: (() => void)[] = [];
 
   constructor(
-    @Inject(PrismaClient) private readonly db: PrismaClient,
+    private readonly db: ChainDatabase,
     @Inject(AUDIT_CONFIG) private readonly config: AuditConfig,
     private readonly checkpoints: CheckpointWriter,
   ) {}
@@ -69,104 +105,110 @@ export class ChainWriter {
   async append(events: ConsumedEvent[]): Promise<BatchHandleResult & { appended: number }> {
     if (!events.length) return { appended: 0 };
     const rejected: { event: ConsumedEvent; reason: string }[] = [];
-    const result = await context.with(events[0]!.traceContext, () =>
-      this.db.$transaction(
-        async (tx) => {
-          const tenants = [...new Set(events.map((e) => e.tenantId))].sort();
-          await lockChains(tx, tenants);
-          // Read after locking: a concurrent instance may just have stored some of these.
-          const seen = await tx.$queryRawUnsafe<{ event_id: string }[]>(
-            `SELECT event_id::text FROM audit_records
-              WHERE event_id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)`,
-            JSON.stringify(events.map((e) => e.id)),
-          );
-          const skip = new Set(seen.map((s) => s.event_id));
-          const heads = await readHeads(tx, tenants);
-          const rows: Record<string, unknown>[] = [];
-          const touched = new Map<string, Head>();
-          const every = BigInt(this.config.AUDIT_CHECKPOINT_EVERY);
-          const due: { tenantId: string; seq: bigint; hash: string }[] = [];
-          for (const e of events) {
-            if (skip.has(e.id)) continue; // already recorded, or twice in this batch
-            skip.add(e.id);
-            const head = touched.get(e.tenantId) ??
-              heads.get(e.tenantId) ?? { seq: 0n, hash: GENESIS_HASH, checkpointSeq: 0n };
-            const seq = head.seq + 1n;
-            let canonical: string;
-            let record;
-            try {
-              assertCanonicalizable(e.data);
-              record = toOcsf(e, seq);
-              canonical = canonicalJson(record);
-            } catch (err) {
-              if (!(err instanceof NotCanonicalizableError)) throw err;
-              rejected.push({ event: e, reason: `NOT_CANONICALIZABLE: ${err.message}` });
-              continue;
-            }
-            const hash = chainHashOfCanonical(head.hash, canonical);
-            const f = facetsOf(e, record);
-            rows.push({
-              event_id: e.id,
-              tenant_id: e.tenantId,
-              seq: seq.toString(),
-              event_type: e.type,
-              source: e.source,
-              subject: e.subject,
-              time: e.time.toISOString(),
-              trace_id: traceIdOf(e.traceparent),
-              data: e.data,
-              record,
-              prev_hash: head.hash,
-              hash,
-              class_uid: f.classUid,
-              activity_id: f.activityId,
-              status_id: f.statusId,
-              user_uid: f.userUid,
-              device_uid: f.deviceUid,
-              credential_uid: f.credentialUid,
-              reason: f.reason,
-            });
-            let checkpointSeq = head.checkpointSeq;
-            if (seq - checkpointSeq >= every) {
-              due.push({ tenantId: e.tenantId, seq, hash });
-              checkpointSeq = seq;
-            }
-            touched.set(e.tenantId, { seq, hash, checkpointSeq });
+    // Pure work first, outside the transaction (and its locks).
+    const valid: ConsumedEvent[] = [];
+    for (const e of events) {
+      try {
+        assertCanonicalizable(e.data);
+        for (const v of [e.id, e.type, e.source, e.subject, e.tenantId, e.traceparent ?? ''])
+          if (v.includes(NUL)) throw new NotCanonicalizableError('(attributes)', 'contain U+0000');
+        valid.push(e);
+      } catch (err) {
+        if (!(err instanceof NotCanonicalizableError)) throw err;
+        rejected.push({ event: e, reason: `NOT_CANONICALIZABLE: ${err.message}` });
+      }
+    }
+    if (!valid.length) return { appended: 0, rejected };
+    const every = BigInt(this.config.AUDIT_CHECKPOINT_EVERY);
+    const appended = await context.with(valid[0]!.traceContext, () =>
+      this.db.transaction(async (tx) => {
+        const tenants = [...new Set(valid.map((e) => e.tenantId))];
+        await lockChains(tx, tenants);
+        // Read after locking: a concurrent instance may just have stored some of these.
+        const { rows: seen } = await tx.query<{ event_id: string }>(
+          `SELECT event_id FROM audit_records WHERE event_id = ANY($1::uuid[])`,
+          [valid.map((e) => e.id)],
+        );
+        const skip = new Set(seen.map((s) => s.event_id));
+        const heads = await readHeads(tx, tenants);
+        const cols = new Columns();
+        const touched = new Map<string, ChainHead>();
+        const due: { tenantId: string; seq: bigint; hash: string }[] = [];
+        for (const e of valid) {
+          if (skip.has(e.id)) continue; // already recorded, or twice in this batch
+          skip.add(e.id);
+          const head = touched.get(e.tenantId) ??
+            heads.get(e.tenantId) ?? { seq: 0n, hash: GENESIS_HASH, checkpointSeq: 0n };
+          const seq = head.seq + 1n;
+          const record = toOcsf(e, seq);
+          const canonical = canonicalize(record);
+          const hash = chainHashOfCanonical(head.hash, canonical);
+          const f = facetsOf(e, record);
+          cols.eventId.push(e.id);
+          cols.tenantId.push(e.tenantId);
+          cols.seq.push(seq.toString());
+          cols.eventType.push(e.type);
+          cols.source.push(e.source);
+          cols.subject.push(e.subject);
+          cols.time.push(e.time.toISOString());
+          cols.traceId.push(traceIdOf(e.traceparent));
+          cols.data.push(JSON.stringify(e.data));
+          cols.record.push(canonical);
+          cols.prevHash.push(head.hash);
+          cols.hash.push(hash);
+          cols.classUid.push(f.classUid);
+          cols.activityId.push(f.activityId);
+          cols.statusId.push(f.statusId);
+          cols.userUid.push(f.userUid);
+          cols.deviceUid.push(f.deviceUid);
+          cols.credentialUid.push(f.credentialUid);
+          cols.reason.push(f.reason);
+          let checkpointSeq = head.checkpointSeq;
+          if (seq - checkpointSeq >= every) {
+            due.push({ tenantId: e.tenantId, seq, hash });
+            checkpointSeq = seq;
           }
-          if (!rows.length) return 0;
-          await tx.$executeRawUnsafe(
-            `INSERT INTO audit_records (event_id, tenant_id, seq, event_type, source, subject, time,
-               trace_id, data, record, prev_hash, hash, class_uid, activity_id, status_id, user_uid,
-               device_uid, credential_uid, reason)
-             SELECT event_id, tenant_id, seq, event_type, source, subject, time, trace_id, data,
-               record, prev_hash, hash, class_uid, activity_id, status_id, user_uid, device_uid,
-               credential_uid, reason
-             FROM jsonb_to_recordset($1::jsonb) AS x(event_id uuid, tenant_id text, seq bigint,
-               event_type text, source text, subject text, time timestamptz, trace_id text,
-               data jsonb, record jsonb, prev_hash text, hash text, class_uid int, activity_id int,
-               status_id int, user_uid text, device_uid text, credential_uid text, reason text)`,
-            JSON.stringify(rows),
-          );
-          const headRows = [...touched].map(([tenant_id, h]) => ({
-            tenant_id,
-            seq: h.seq.toString(),
-            hash: h.hash,
-          }));
-          await tx.$executeRawUnsafe(
-            `INSERT INTO audit_chain_heads (tenant_id, seq, hash, updated_at)
-             SELECT tenant_id, seq, hash, now()
-               FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, seq bigint, hash text)
-             ON CONFLICT (tenant_id) DO UPDATE
-               SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, updated_at = now()`,
-            JSON.stringify(headRows),
-          );
-          if (due.length) await this.checkpoints.write(tx, due);
-          return rows.length;
-        },
-        { timeout: 60_000, maxWait: 10_000 },
-      ),
+          touched.set(e.tenantId, { seq, hash, checkpointSeq });
+        }
+        if (!cols.length) return 0;
+        await tx.query(INSERT, [
+          cols.eventId,
+          cols.tenantId,
+          cols.seq,
+          cols.eventType,
+          cols.source,
+          cols.subject,
+          cols.time,
+          cols.traceId,
+          cols.data,
+          cols.record,
+          cols.prevHash,
+          cols.hash,
+          cols.classUid,
+          cols.activityId,
+          cols.statusId,
+          cols.userUid,
+          cols.deviceUid,
+          cols.credentialUid,
+          cols.reason,
+        ]);
+        const heads2 = [...touched];
+        await tx.query(
+          `INSERT INTO audit_chain_heads (tenant_id, seq, hash, updated_at)
+           SELECT t, s, h, now() FROM unnest($1::text[], $2::bigint[], $3::text[]) AS x(t, s, h)
+           ON CONFLICT (tenant_id) DO UPDATE
+             SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, updated_at = now()`,
+          [
+            heads2.map(([t]) => t),
+            heads2.map(([, h]) => h.seq.toString()),
+            heads2.map(([, h]) => h.hash),
+          ],
+        );
+        if (due.length) await this.checkpoints.write(tx, due);
+        return cols.length;
+      }),
     );
-    if (result) for (const l of this.listeners) l();
-    return { appended: result, rejected };
+    if (appended) for (const l of this.listeners) l();
+    return { appended, rejected };
   }
 }

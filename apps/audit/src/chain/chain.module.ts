@@ -5,12 +5,14 @@ import { type AuditConfig, AUDIT_CONFIG } from '../config';
 import { AuditKeyring } from '../checkpoints/audit-keyring.service';
 import { CheckpointScheduler } from '../checkpoints/checkpoint-scheduler.service';
 import { CheckpointWriter } from '../checkpoints/checkpoint-writer';
+import { ChainDatabase } from './chain-database';
 import { ChainWriter } from './chain-writer';
 
 export const AUDIT_CONSUMER = Symbol('AUDIT_CONSUMER');
 
 @Module({
   providers: [
+    ChainDatabase,
     AuditKeyring,
     CheckpointWriter,
     CheckpointScheduler,
@@ -28,6 +30,6 @@ export const AUDIT_CONSUMER = Symbol('AUDIT_CONSUMER');
       inject: [ChainWriter, AUDIT_CONFIG],
     },
   ],
-  exports: [AUDIT_CONSUMER, ChainWriter, AuditKeyring, CheckpointScheduler],
+  exports: [AUDIT_CONSUMER, ChainDatabase, ChainWriter, AuditKeyring, CheckpointScheduler],
 })
 export class ChainModule {}

@@ -9,6 +9,7 @@ import { SERVICE_LOGGER } from '@latchkey/service-kit';
 import type { Logger } from 'pino';
 import { type AuditConfig, AUDIT_CONFIG } from '../config';
 import { PrismaClient } from '../generated/prisma/client';
+import { ChainDatabase } from '../chain/chain-database';
 import { lockChains, readHeads } from '../chain/chain-writer';
 import { CheckpointWriter } from './checkpoint-writer';
 
@@ -22,6 +23,7 @@ export class CheckpointScheduler implements OnApplicationBootstrap, OnApplicatio
     @Inject(AUDIT_CONFIG) private readonly config: AuditConfig,
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
     private readonly writer: CheckpointWriter,
+    private readonly chain: ChainDatabase,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -52,7 +54,7 @@ export class CheckpointScheduler implements OnApplicationBootstrap, OnApplicatio
     );
     let written = 0;
     for (const { tenant_id: tenantId } of due) {
-      written += await this.db.$transaction(async (tx) => {
+      written += await this.chain.transaction(async (tx) => {
         await lockChains(tx, [tenantId]);
         const head = (await readHeads(tx, [tenantId])).get(tenantId);
         if (!head || head.seq <= head.checkpointSeq) return 0;

@@ -1,6 +1,6 @@
 /** Signs and stores checkpoints inside the caller's transaction (which holds the chain locks). */
 import { Injectable } from '@nestjs/common';
-import type { Prisma } from '../generated/prisma/client';
+import type { SqlTx } from '../chain/chain-database';
 import { AuditKeyring } from './audit-keyring.service';
 import { checkpointPayload } from './checkpoint-payload';
 
@@ -9,35 +9,31 @@ export class CheckpointWriter {
   constructor(private readonly keyring: AuditKeyring) {}
 
   async write(
-    tx: Prisma.TransactionClient,
+    tx: SqlTx,
     heads: { tenantId: string; seq: bigint; hash: string }[],
     now = new Date(),
   ): Promise<void> {
-    const time = new Date(Math.floor(now.getTime())).toISOString();
+    const time = now.toISOString();
     const kid = this.keyring.kid;
-    const rows = heads.map((h) => {
-      const statement = { tenant_id: h.tenantId, seq: Number(h.seq), hash: h.hash, time, kid };
-      return {
-        ...statement,
-        seq: h.seq.toString(),
-        signature: this.keyring.sign(checkpointPayload(statement)),
-      };
-    });
-    await tx.$executeRawUnsafe(
-      `INSERT INTO audit_checkpoints (tenant_id, seq, hash, time, kid, signature)
-       SELECT tenant_id, seq, hash, time, kid, signature
-         FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, seq bigint, hash text,
-           time timestamptz, kid text, signature text)
-       ON CONFLICT (tenant_id, seq) DO NOTHING`,
-      JSON.stringify(rows),
+    const signatures = heads.map((h) =>
+      this.keyring.sign(
+        checkpointPayload({ tenant_id: h.tenantId, seq: Number(h.seq), hash: h.hash, time, kid }),
+      ),
     );
-    await tx.$executeRawUnsafe(
-      `UPDATE audit_chain_heads h SET checkpoint_seq = x.seq, checkpoint_at = x.time
-         FROM (SELECT tenant_id, max(seq) AS seq, max(time) AS time
-                 FROM jsonb_to_recordset($1::jsonb) AS r(tenant_id text, seq bigint, time timestamptz)
-                GROUP BY tenant_id) x
-        WHERE h.tenant_id = x.tenant_id AND h.checkpoint_seq < x.seq`,
-      JSON.stringify(rows),
+    const tenants = heads.map((h) => h.tenantId);
+    const seqs = heads.map((h) => h.seq.toString());
+    await tx.query(
+      `INSERT INTO audit_checkpoints (tenant_id, seq, hash, time, kid, signature)
+       SELECT t, s, h, $4::timestamptz, $5, sig
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $6::text[]) AS x(t, s, h, sig)
+       ON CONFLICT (tenant_id, seq) DO NOTHING`,
+      [tenants, seqs, heads.map((h) => h.hash), time, kid, signatures],
+    );
+    await tx.query(
+      `UPDATE audit_chain_heads h SET checkpoint_seq = x.s, checkpoint_at = $3::timestamptz
+         FROM (SELECT t, max(s) AS s FROM unnest($1::text[], $2::bigint[]) AS r(t, s) GROUP BY t) x
+        WHERE h.tenant_id = x.t AND h.checkpoint_seq < x.s`,
+      [tenants, seqs, time],
     );
   }
 }

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { type AuditConfig, AUDIT_CONFIG } from '../config';
 import { PrismaClient } from '../generated/prisma/client';
+import { ChainDatabase } from '../chain/chain-database';
 import { lockChains } from '../chain/chain-writer';
 
 const policySchema = z.object({
@@ -30,6 +31,7 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     @Inject(PrismaClient) private readonly db: PrismaClient,
     @Inject(AUDIT_CONFIG) private readonly config: AuditConfig,
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
+    private readonly chain: ChainDatabase,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -71,40 +73,34 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     });
     const deleted: Record<string, number> = {};
     for (const p of policies) {
-      const n = await this.db.$transaction(
-        async (tx) => {
-          await lockChains(tx, [p.tenantId]);
-          const cutoff = new Date(Date.now() - p.retentionDays * 86_400_000);
-          // The first record still within retention bounds the deletable prefix...
-          const [bound] = await tx.$queryRawUnsafe<{ first_kept: string | null }[]>(
-            `SELECT min(seq)::text AS first_kept FROM audit_records WHERE tenant_id = $1 AND time >= $2`,
-            p.tenantId,
-            cutoff,
-          );
-          // ...which must end at a checkpoint.
-          const [anchor] = await tx.$queryRawUnsafe<{ seq: string | null }[]>(
-            `SELECT max(seq)::text AS seq FROM audit_checkpoints
-              WHERE tenant_id = $1 AND ($2::bigint IS NULL OR seq < $2::bigint)`,
-            p.tenantId,
-            bound?.first_kept ?? null,
-          );
-          if (!anchor?.seq) return 0;
-          await tx.$executeRawUnsafe(`SET LOCAL latchkey.audit_retention = 'on'`);
-          const count = await tx.$executeRawUnsafe(
-            `DELETE FROM audit_records WHERE tenant_id = $1 AND seq <= $2::bigint`,
-            p.tenantId,
-            anchor.seq,
-          );
-          await tx.$executeRawUnsafe(
-            `UPDATE audit_chain_heads SET retained_from_seq = greatest(retained_from_seq, $2::bigint + 1)
-              WHERE tenant_id = $1`,
-            p.tenantId,
-            anchor.seq,
-          );
-          return count;
-        },
-        { timeout: 120_000 },
-      );
+      const n = await this.chain.transaction(async (tx) => {
+        await lockChains(tx, [p.tenantId]);
+        const cutoff = new Date(Date.now() - p.retentionDays * 86_400_000);
+        // The first record still within retention bounds the deletable prefix...
+        const { rows: bound } = await tx.query<{ first_kept: string | null }>(
+          `SELECT min(seq)::text AS first_kept FROM audit_records WHERE tenant_id = $1 AND time >= $2`,
+          [p.tenantId, cutoff],
+        );
+        // ...which must end at a checkpoint.
+        const { rows: anchor } = await tx.query<{ seq: string | null }>(
+          `SELECT max(seq)::text AS seq FROM audit_checkpoints
+            WHERE tenant_id = $1 AND ($2::bigint IS NULL OR seq < $2::bigint)`,
+          [p.tenantId, bound[0]?.first_kept ?? null],
+        );
+        const upTo = anchor[0]?.seq;
+        if (!upTo) return 0;
+        await tx.query(`SET LOCAL latchkey.audit_retention = 'on'`);
+        const deleted = await tx.query(
+          `DELETE FROM audit_records WHERE tenant_id = $1 AND seq <= $2::bigint`,
+          [p.tenantId, upTo],
+        );
+        await tx.query(
+          `UPDATE audit_chain_heads SET retained_from_seq = greatest(retained_from_seq, $2::bigint + 1)
+            WHERE tenant_id = $1`,
+          [p.tenantId, upTo],
+        );
+        return deleted.rowCount ?? 0;
+      });
       if (n) {
         deleted[p.tenantId] = n;
         this.logger.info({ tenantId: p.tenantId, deleted: n }, 'retention deleted expired records');

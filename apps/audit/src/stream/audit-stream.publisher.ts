@@ -17,7 +17,7 @@ import { AuditCheckpointPublished, AuditRecordPublished } from '@latchkey/events
 import { SERVICE_LOGGER } from '@latchkey/service-kit';
 import type { Logger } from 'pino';
 import { type AuditConfig, AUDIT_CONFIG } from '../config';
-import { PrismaClient } from '../generated/prisma/client';
+import { ChainDatabase } from '../chain/chain-database';
 import { ChainWriter } from '../chain/chain-writer';
 
 const TENANTS_PER_ROUND = 200;
@@ -31,7 +31,7 @@ interface StreamRow {
   hash: string;
   time: Date;
   prev_hash: string | null;
-  record: unknown;
+  record: string | null;
   kid: string | null;
   signature: string | null;
 }
@@ -44,13 +44,13 @@ export class AuditStreamPublisher implements OnApplicationBootstrap, OnApplicati
   private loop?: Promise<void>;
 
   constructor(
-    @Inject(PrismaClient) private readonly db: PrismaClient,
+    private readonly chain: ChainDatabase,
     @Inject(AUDIT_CONFIG) private readonly config: AuditConfig,
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
     private readonly bus: KafkaEventBus,
-    chain: ChainWriter,
+    writer: ChainWriter,
   ) {
-    chain.onAppended(() => this.poke());
+    writer.onAppended(() => this.poke());
   }
 
   poke(): void {
@@ -97,79 +97,96 @@ export class AuditStreamPublisher implements OnApplicationBootstrap, OnApplicati
 
   /** One round: publishes what is pending for up to TENANTS_PER_ROUND tenants. */
   async publishRound(): Promise<number> {
-    return this.db.$transaction(
-      async (tx) => {
-        const [{ locked }] = (await tx.$queryRawUnsafe<{ locked: boolean }[]>(
-          `SELECT pg_try_advisory_xact_lock(hashtext('audit:stream')) AS locked`,
-        )) as [{ locked: boolean }];
-        if (!locked) return 0;
-        const heads = await tx.$queryRawUnsafe<
-          { tenant_id: string; streamed_seq: string; streamed_checkpoint_seq: string }[]
-        >(
-          `SELECT tenant_id, streamed_seq::text, streamed_checkpoint_seq::text FROM audit_chain_heads
-            WHERE streamed_seq < seq OR streamed_checkpoint_seq < checkpoint_seq
-            ORDER BY updated_at LIMIT ${TENANTS_PER_ROUND}`,
-        );
-        if (!heads.length) return 0;
-        const rows = await tx.$queryRawUnsafe<StreamRow[]>(
-          `WITH h AS (
-             SELECT * FROM jsonb_to_recordset($1::jsonb)
-               AS x(tenant_id text, streamed_seq bigint, streamed_checkpoint_seq bigint)),
-           r AS (
-             SELECT 'record' AS kind, a.tenant_id, a.seq, a.hash, a.time, a.prev_hash, a.record,
-                    NULL::text AS kid, NULL::text AS signature
-               FROM h CROSS JOIN LATERAL (
-                 SELECT * FROM audit_records ar
-                  WHERE ar.tenant_id = h.tenant_id AND ar.seq > h.streamed_seq
-                  ORDER BY ar.seq LIMIT ${RECORDS_PER_TENANT}) a),
-           lim AS (
-             SELECT h.tenant_id, greatest(h.streamed_seq, coalesce(max(r.seq), 0)) AS upto
-               FROM h LEFT JOIN r ON r.tenant_id = h.tenant_id GROUP BY h.tenant_id, h.streamed_seq),
-           c AS (
-             SELECT 'checkpoint' AS kind, c.tenant_id, c.seq, c.hash, c.time, NULL::text, NULL::jsonb,
-                    c.kid, c.signature
-               FROM h JOIN lim ON lim.tenant_id = h.tenant_id
-               JOIN audit_checkpoints c ON c.tenant_id = h.tenant_id
-                AND c.seq > h.streamed_checkpoint_seq AND c.seq <= lim.upto)
-           SELECT kind, tenant_id, seq::text, hash, time, prev_hash, record, kid, signature
-             FROM (SELECT * FROM r UNION ALL SELECT * FROM c) u
-            ORDER BY u.tenant_id, u.seq, u.kind DESC`,
-          JSON.stringify(heads),
-        );
-        if (!rows.length) return 0;
-        const messages = rows.map((row) => {
-          const m = encodeEvent(this.toEvent(row));
-          return { key: m.key, value: m.value, headers: m.headers as Record<string, string> };
-        });
-        // In sends well below the broker's batch limit (1 MiB by default), in order.
-        for (let i = 0, bytes = 0, from = 0; i <= messages.length; i++) {
-          const size = i < messages.length ? messages[i]!.value.length + 512 : 0;
-          if (i === messages.length || (bytes + size > MAX_SEND_BYTES && i > from)) {
-            await this.bus.publishRaw(this.config.AUDIT_STREAM_TOPIC, messages.slice(from, i));
-            from = i;
-            bytes = 0;
-          }
-          bytes += size;
+    return this.chain.transaction(async (tx) => {
+      const { rows: lock } = await tx.query<{ locked: boolean }>(
+        `SELECT pg_try_advisory_xact_lock(hashtext('audit:stream')) AS locked`,
+      );
+      if (!lock[0]?.locked) return 0;
+      const { rows: heads } = await tx.query<{
+        tenant_id: string;
+        streamed_seq: string;
+        streamed_checkpoint_seq: string;
+      }>(
+        `SELECT tenant_id, streamed_seq, streamed_checkpoint_seq FROM audit_chain_heads
+          WHERE streamed_seq < seq OR streamed_checkpoint_seq < checkpoint_seq
+          ORDER BY updated_at LIMIT ${TENANTS_PER_ROUND}`,
+      );
+      if (!heads.length) return 0;
+      // record::text is PostgreSQL's rendering of the jsonb (not canonical): consumers
+      // canonicalize before hashing, so it is embedded as is, never re-parsed here.
+      const { rows } = await tx.query<StreamRow>(
+        `WITH h AS (
+           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+             AS x(tenant_id, streamed_seq, streamed_checkpoint_seq)),
+         r AS (
+           SELECT 'record' AS kind, a.tenant_id, a.seq, a.hash, a.time, a.prev_hash,
+                  a.record::text AS record, NULL::text AS kid, NULL::text AS signature
+             FROM h CROSS JOIN LATERAL (
+               SELECT * FROM audit_records ar
+                WHERE ar.tenant_id = h.tenant_id AND ar.seq > h.streamed_seq
+                ORDER BY ar.seq LIMIT ${RECORDS_PER_TENANT}) a),
+         lim AS (
+           SELECT h.tenant_id, greatest(h.streamed_seq, coalesce(max(r.seq), 0)) AS upto
+             FROM h LEFT JOIN r ON r.tenant_id = h.tenant_id GROUP BY h.tenant_id, h.streamed_seq),
+         c AS (
+           SELECT 'checkpoint' AS kind, c.tenant_id, c.seq, c.hash, c.time, NULL::text, NULL::text,
+                  c.kid, c.signature
+             FROM h JOIN lim ON lim.tenant_id = h.tenant_id
+             JOIN audit_checkpoints c ON c.tenant_id = h.tenant_id
+              AND c.seq > h.streamed_checkpoint_seq AND c.seq <= lim.upto)
+         SELECT kind, tenant_id, seq::text AS seq, hash, time, prev_hash, record, kid, signature
+           FROM (SELECT * FROM r UNION ALL SELECT * FROM c) u
+          ORDER BY u.tenant_id, u.seq, u.kind DESC`,
+        [
+          heads.map((x) => x.tenant_id),
+          heads.map((x) => x.streamed_seq),
+          heads.map((x) => x.streamed_checkpoint_seq),
+        ],
+      );
+      if (!rows.length) return 0;
+      const messages = rows.map((row) => this.toMessage(row));
+      // In sends well below the broker's batch limit (1 MiB by default), in order.
+      for (let i = 0, bytes = 0, from = 0; i <= messages.length; i++) {
+        const size = i < messages.length ? messages[i]!.value.length + 512 : 0;
+        if (i === messages.length || (bytes + size > MAX_SEND_BYTES && i > from)) {
+          await this.bus.publishRaw(this.config.AUDIT_STREAM_TOPIC, messages.slice(from, i));
+          from = i;
+          bytes = 0;
         }
-        const progress = new Map<string, { records: string; checkpoints: string }>();
-        for (const row of rows) {
-          const p = progress.get(row.tenant_id) ?? { records: '0', checkpoints: '0' };
-          if (row.kind === 'record') p.records = row.seq;
-          else p.checkpoints = row.seq;
-          progress.set(row.tenant_id, p);
-        }
-        await tx.$executeRawUnsafe(
-          `UPDATE audit_chain_heads h
-              SET streamed_seq = greatest(h.streamed_seq, x.records),
-                  streamed_checkpoint_seq = greatest(h.streamed_checkpoint_seq, x.checkpoints)
-             FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, records bigint, checkpoints bigint)
-            WHERE h.tenant_id = x.tenant_id`,
-          JSON.stringify([...progress].map(([tenant_id, p]) => ({ tenant_id, ...p }))),
-        );
-        return rows.length;
-      },
-      { timeout: 60_000, maxWait: 10_000 },
-    );
+        bytes += size;
+      }
+      const progress = new Map<string, { records: string; checkpoints: string }>();
+      for (const row of rows) {
+        const p = progress.get(row.tenant_id) ?? { records: '0', checkpoints: '0' };
+        if (row.kind === 'record') p.records = row.seq;
+        else p.checkpoints = row.seq;
+        progress.set(row.tenant_id, p);
+      }
+      const list = [...progress];
+      await tx.query(
+        `UPDATE audit_chain_heads h
+            SET streamed_seq = greatest(h.streamed_seq, x.r),
+                streamed_checkpoint_seq = greatest(h.streamed_checkpoint_seq, x.c)
+           FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(t, r, c)
+          WHERE h.tenant_id = x.t`,
+        [list.map(([t]) => t), list.map(([, p]) => p.records), list.map(([, p]) => p.checkpoints)],
+      );
+      return rows.length;
+    });
+  }
+
+  private toMessage(row: StreamRow): {
+    key: string;
+    value: string;
+    headers: Record<string, string>;
+  } {
+    const event = this.toEvent(row);
+    const encoded = encodeEvent({ ...event, data: {} });
+    const value =
+      row.kind === 'record'
+        ? `{"tenant_id":${JSON.stringify(row.tenant_id)},"seq":${row.seq},"prev_hash":"${row.prev_hash}","hash":"${row.hash}","record":${row.record}}`
+        : JSON.stringify(event.data);
+    return { key: encoded.key, value, headers: encoded.headers as Record<string, string> };
   }
 
   private toEvent(row: StreamRow) {
@@ -182,13 +199,7 @@ export class AuditStreamPublisher implements OnApplicationBootstrap, OnApplicati
         subject: `tenants/${row.tenant_id}/records/${row.seq}`,
         tenantId: row.tenant_id,
         time,
-        data: {
-          tenant_id: row.tenant_id,
-          seq: Number(row.seq),
-          prev_hash: row.prev_hash,
-          hash: row.hash,
-          record: row.record,
-        },
+        data: {}, // the value is assembled in toMessage around the stored record's JSON text
       };
     }
     return {
