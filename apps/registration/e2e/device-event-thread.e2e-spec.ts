@@ -1,15 +1,21 @@
 /**
  * The walking skeleton's thread: RegisterDevice on registration → outbox →
  * Kafka (CloudEvents) → audit consumer → audit record → QueryAuditEvents.
+ *
+ * Registration needs a real enrollment authorization: each tenant is announced
+ * on Kafka the way auth does it (tenant.created, which makes the tenant's device
+ * CA) and a join token is made through registration's admin API. The admin
+ * token comes from a test issuer trusted by a registration instance of this
+ * suite (auth's own sign-in needs a seeded admin and TOTP steps).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import {
   eventually,
-  grpcAddress,
   grpcClient,
   Metadata,
   newDeviceMaterial,
+  OTLP_PORT,
   readCollectedSpans,
   reasonOf,
   SPANS_FILE,
@@ -20,6 +26,13 @@ import {
   type ExtraService,
   type UnaryClient,
 } from '@latchkey/testing';
+import {
+  closeBus,
+  joinToken,
+  newTenant,
+  type RegistrationUnderTest,
+  startRegistration,
+} from './support';
 
 interface ProtoRecord {
   eventId: string;
@@ -32,6 +45,7 @@ interface ProtoRecord {
 }
 
 describe('a registered device reaches the audit trail', () => {
+  let reg: RegistrationUnderTest;
   let registration: UnaryClient;
   let audit: UnaryClient;
   // The audit query API wants an admin or SOC access token. Until auth issues them in
@@ -41,7 +55,11 @@ describe('a registered device reaches the audit trail', () => {
   let auditReader: ExtraService;
 
   beforeAll(async () => {
-    registration = grpcClient('registration', grpcAddress('registration'));
+    reg = await startRegistration('device-event-thread', {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${OTLP_PORT}`,
+      OTEL_BSP_SCHEDULE_DELAY: '200',
+    });
+    registration = reg.client;
     issuer = await TestTokenIssuer.start();
     auditReader = await startExtraService('audit', {
       name: 'thread-reader',
@@ -53,20 +71,22 @@ describe('a registered device reaches the audit trail', () => {
       },
     });
     audit = grpcClient('audit', auditReader.grpc);
-  });
+  }, 120_000);
   afterAll(async () => {
-    registration.close();
     audit.close();
+    await closeBus();
+    await reg?.close();
     await auditReader?.stop();
     await issuer?.close();
   });
 
   async function register(tenantId: string, metadata?: Metadata) {
     const material = await newDeviceMaterial('laptop-1');
+    const { token } = await joinToken(reg, tenantId);
     const res = await registration.registerDevice!(
       {
         tenantId,
-        joinToken: 'join-token-for-skeleton',
+        joinToken: token,
         csrPem: material.csrPem,
         transportPublicKey: material.transportPublicKey,
         displayName: 'Laptop 1',
@@ -87,12 +107,17 @@ describe('a registered device reaches the audit trail', () => {
     return res.records as ProtoRecord[];
   }
 
+  /** The tenant's audit records of device events (auth's tenant.created is audited too). */
+  async function deviceRecords(tenantId: string): Promise<ProtoRecord[]> {
+    return (await records(tenantId)).filter((r) => r.eventType.startsWith('dev.latchkey.device.'));
+  }
+
   it('stores the device.registered event as an audit record found through QueryAuditEvents', async () => {
-    const tenantId = randomUUID();
+    const tenantId = await newTenant(reg);
     const deviceId = await register(tenantId);
     const found = await eventually(
       async () => {
-        const list = await records(tenantId);
+        const list = await deviceRecords(tenantId);
         return list.length ? list : undefined;
       },
       { what: 'the audit record' },
@@ -101,7 +126,8 @@ describe('a registered device reaches the audit trail', () => {
     const record = found[0]!;
     expect(record.eventType).toBe('dev.latchkey.device.registered.v1');
     expect(record.subject).toBe(`devices/${deviceId}`);
-    expect(record.seq).toBe('1');
+    // The tenant's chain also holds its tenant.created record (from auth's topic).
+    expect(['1', '2']).toContain(record.seq);
     expect(JSON.parse(record.dataJson)).toMatchObject({
       tenantId,
       deviceId,
@@ -114,10 +140,10 @@ describe('a registered device reaches the audit trail', () => {
   });
 
   it("keeps tenants apart: one tenant never sees another tenant's records", async () => {
-    const a = randomUUID();
+    const a = await newTenant(reg);
     const b = randomUUID();
     await register(a);
-    await eventually(async () => ((await records(a)).length ? true : undefined), {
+    await eventually(async () => ((await deviceRecords(a)).length ? true : undefined), {
       what: 'record of a',
     });
     expect(await records(b)).toEqual([]);
@@ -147,11 +173,11 @@ describe('a registered device reaches the audit trail', () => {
     const traceId = randomBytes(16).toString('hex');
     const metadata = new Metadata();
     metadata.set('traceparent', `00-${traceId}-${randomBytes(8).toString('hex')}-01`);
-    const tenantId = randomUUID();
+    const tenantId = await newTenant(reg);
     await register(tenantId, metadata);
     const [record] = await eventually(
       async () => {
-        const list = await records(tenantId);
+        const list = await deviceRecords(tenantId);
         return list.length ? list : undefined;
       },
       { what: 'the audit record' },
@@ -185,22 +211,23 @@ describe('a registered device reaches the audit trail', () => {
     });
 
     it('accepts the registration and delivers exactly one audit record once the broker is back', async () => {
+      const tenantId = await newTenant(reg);
+      await closeBus(); // the suite's own producer, so that it does not hold the stopped broker
       await stopKafkaBroker();
-      const tenantId = randomUUID();
       const deviceId = await register(tenantId);
       await new Promise((r) => setTimeout(r, 3000));
-      expect(await records(tenantId)).toEqual([]);
+      expect(await deviceRecords(tenantId)).toEqual([]);
       await startKafkaBroker();
       const found = await eventually(
         async () => {
-          const list = await records(tenantId);
+          const list = await deviceRecords(tenantId);
           return list.length ? list : undefined;
         },
         { what: 'the audit record after the broker came back', timeoutMs: 90000 },
       );
       // Wait for any late duplicate delivery before counting.
       await new Promise((r) => setTimeout(r, 3000));
-      const final = await records(tenantId);
+      const final = await deviceRecords(tenantId);
       expect(final).toHaveLength(1);
       expect(final[0]!.subject).toBe(`devices/${deviceId}`);
       expect(found[0]!.eventId).toBe(final[0]!.eventId);

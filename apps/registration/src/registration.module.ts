@@ -1,29 +1,48 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { KeyEncryption } from '@latchkey/crypto';
 import { EventsModule, Topics } from '@latchkey/events';
-import { prismaProvider } from '@latchkey/service-kit';
-import type { RegistrationConfig } from './config';
+import {
+  AccessTokenVerifier,
+  accessTokenVerifierProvider,
+  prismaProvider,
+} from '@latchkey/service-kit';
+import { REGISTRATION_CONFIG, type RegistrationConfig } from './config';
 import { DevicesModule } from './devices/devices.module';
 import { PrismaClient } from './generated/prisma/client';
+import { JoinTokensModule } from './join-tokens/join-tokens.module';
+import { REGISTRATION_DLQ_TOPIC } from './tenants/tenant-events.consumer';
+import { TENANT_EVENTS_CONSUMER, TenantsModule } from './tenants/tenants.module';
 
 @Module({})
 export class RegistrationModule {
   static forRoot(config: RegistrationConfig): DynamicModule {
-    const database = prismaProvider(PrismaClient);
     return {
       module: RegistrationModule,
       imports: [
         {
-          module: class DatabaseModule {},
+          module: class InfrastructureModule {},
           global: true,
-          providers: [database],
-          exports: [PrismaClient],
+          providers: [
+            prismaProvider(PrismaClient),
+            { provide: REGISTRATION_CONFIG, useValue: config },
+            {
+              provide: KeyEncryption,
+              useFactory: () => new KeyEncryption(config.KEY_ENCRYPTION_KEYS),
+            },
+            accessTokenVerifierProvider,
+          ],
+          exports: [PrismaClient, REGISTRATION_CONFIG, KeyEncryption, AccessTokenVerifier],
         },
         EventsModule.forRoot({
           brokers: config.KAFKA_BROKERS,
           clientId: config.KAFKA_CLIENT_ID ?? 'latchkey-registration',
-          topics: [Topics.device],
+          topics: [Topics.device, Topics.auth, REGISTRATION_DLQ_TOPIC],
           outboxDatabase: PrismaClient,
+          consumer: TENANT_EVENTS_CONSUMER,
+          imports: [TenantsModule],
         }),
+        TenantsModule,
+        JoinTokensModule,
         DevicesModule,
       ],
     };

@@ -2,6 +2,7 @@ export * from './catalogue/topics';
 export * from './catalogue/catalogue';
 export * from './catalogue/auth-events';
 export * from './catalogue/credential-events';
+export * from './catalogue/device-events';
 export * from './catalogue/audit-events';
 export * from './catalogue/domain-event';
 export * from './cloudevents/codec';

@@ -1,98 +1,600 @@
-/** Device registration: validates a request, stores the device and its event in one transaction. */
-import { createPublicKey } from 'node:crypto';
+/**
+ * Device registration and lifecycle. A registration is checked in full (token,
+ * CSR signature and key policy, transport key, TPM attestation, tenant policy)
+ * and the certificate signed before one short transaction takes the join-token
+ * use, stores the device and its certificate and writes the event to the outbox.
+ * A refused registration stores nothing but its device.registration_failed event.
+ */
+import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { createEvent, DeviceRegistered, OutboxRelay, outboxRecord } from '@latchkey/events';
-import { DomainError, parseRequest } from '@latchkey/service-kit';
+import {
+  describeDeviceKey,
+  DeviceAssertionError,
+  DeviceAssertionVerifier,
+  parsePublicKey,
+  publicKeyThumbprint,
+  TpmAttestationError,
+  verifyDeviceCsr,
+  verifyTpmAttestation,
+  X509Error,
+} from '@latchkey/crypto';
+import {
+  createEvent,
+  DeviceCertificateRenewed,
+  DeviceDeleted,
+  DeviceDisabled,
+  DeviceEnabled,
+  DeviceRegistered,
+  DeviceRegistrationFailed,
+  DEVICE_REGISTRATION_FAILURE_REASONS,
+  OutboxRelay,
+  outboxRecord,
+} from '@latchkey/events';
+import {
+  AccessTokenVerifier,
+  DomainError,
+  parseRequest,
+  type Principal,
+} from '@latchkey/service-kit';
 import { z } from 'zod';
-import { PrismaClient, type Device } from '../generated/prisma/client';
+import { decodeCursor, encodeCursor } from '../access/tenant-admin';
+import { REGISTRATION_CONFIG, type RegistrationConfig } from '../config';
+import { type Device, type Prisma, PrismaClient } from '../generated/prisma/client';
+import { JoinTokenRefused, JoinTokens } from '../join-tokens/join-tokens.service';
+import { TenantDirectory, tenantNotReady } from '../tenants/tenant-directory.service';
+
+type FailureReason = (typeof DEVICE_REGISTRATION_FAILURE_REASONS)[number];
+
+/** Scope of a user access token that may register devices (besides the admin role). */
+export const DEVICE_REGISTER_SCOPE = 'devices:register';
+
+const bytes = z
+  .union([z.instanceof(Uint8Array), z.string().max(16384).base64('must be base64')])
+  .transform((v) => (typeof v === 'string' ? Buffer.from(v, 'base64') : Buffer.from(v)))
+  .refine((b) => b.length > 0 && b.length <= 8192, 'must be 1 to 8192 bytes');
+
+const tpmAttestation = z.object({
+  x5c: z.array(bytes).min(1, 'is required').max(5),
+  certInfo: bytes,
+  pubArea: bytes,
+  sig: bytes,
+  alg: z.number().int(),
+});
 
 const PEM_CSR =
-  /^-----BEGIN CERTIFICATE REQUEST-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END CERTIFICATE REQUEST-----\s*$/;
-
-function isPublicKey(text: string): boolean {
-  try {
-    const trimmed = text.trim();
-    const key = trimmed.startsWith('{')
-      ? createPublicKey({
-          key: JSON.parse(trimmed) as import('node:crypto').JsonWebKey,
-          format: 'jwk',
-        })
-      : createPublicKey(trimmed);
-    return key.type === 'public';
-  } catch {
-    return false;
-  }
-}
+  /^-----BEGIN (NEW )?CERTIFICATE REQUEST-----\r?\n[A-Za-z0-9+/=\r\n]+-----END (NEW )?CERTIFICATE REQUEST-----\s*$/;
 
 export const registerDeviceCommand = z.object({
   tenantId: z.string().uuid('must be a UUID'),
-  // Enrollment authorization; verified against join tokens from issue #4 on.
-  joinToken: z.string().min(1, 'is required').max(512),
+  joinToken: z.string().max(512).default(''),
   csrPem: z
     .string()
     .max(16384)
-    .refine((s) => PEM_CSR.test(s.trim() + '\n'), 'must be a PEM "CERTIFICATE REQUEST"'),
-  transportPublicKey: z
-    .string()
-    .max(16384)
-    .refine(isPublicKey, 'must be a public key as SPKI PEM or JWK'),
+    .refine((v) => PEM_CSR.test(v.trim() + '\n'), 'must be a PEM "CERTIFICATE REQUEST"'),
+  transportPublicKey: z.string().min(1, 'is required').max(16384),
   displayName: z.string().trim().min(1, 'is required').max(256),
   osType: z.string().trim().min(1, 'is required').max(64),
   osVersion: z.string().trim().max(64),
   joinType: z.enum(['registered', 'joined']),
+  tpmAttestation: tpmAttestation.nullish(),
+  softwareKeyStorage: z.boolean().default(false),
 });
 
-export type RegisterDeviceCommand = z.infer<typeof registerDeviceCommand>;
+const ids = z.object({
+  tenantId: z.string().uuid('must be a UUID'),
+  deviceId: z.string().uuid('must be a UUID'),
+});
+
+const listCommand = z.object({
+  tenantId: z.string().uuid('must be a UUID'),
+  pageSize: z
+    .number()
+    .int()
+    .min(0)
+    .max(500)
+    .transform((n) => n || 50),
+  pageToken: z.string().max(512).default(''),
+  status: z.enum(['active', 'disabled', 'deleted']).optional(),
+  osType: z.string().max(64).optional(),
+  attestationLevel: z.enum(['none', 'software', 'tpm']).optional(),
+  displayNamePrefix: z.string().max(256).optional(),
+});
+
+const renewCommand = ids.extend({
+  csrPem: z.string().min(1, 'is required').max(16384),
+  deviceAssertion: z.string().min(1, 'is required').max(32768),
+});
+
+export interface IssuedDevice {
+  device: Device;
+  certificatePem: string;
+  chainPem: string[];
+}
+
+/** Error reasons a refused registration is recorded with. */
+const FAILURE_OF_REASON: Record<string, FailureReason> = {
+  INVALID_DEVICE_REGISTRATION: 'invalid_request',
+  MALFORMED_CSR: 'malformed_csr',
+  CSR_SIGNATURE_INVALID: 'csr_signature_invalid',
+  KEY_NOT_ALLOWED: 'key_not_allowed',
+  TRANSPORT_KEY_NOT_ALLOWED: 'malformed_transport_key',
+  MALFORMED_TRANSPORT_KEY: 'malformed_transport_key',
+  INVALID_ACCESS_TOKEN: 'access_token_invalid',
+  ENROLLMENT_AUTHORIZATION_REQUIRED: 'access_token_invalid',
+  TENANT_MISMATCH: 'permission_denied',
+  PERMISSION_REQUIRED: 'permission_denied',
+  ATTESTATION_INVALID: 'attestation_invalid',
+  ATTESTATION_REQUIRED: 'attestation_required',
+};
+
+const X509_REASONS: Record<X509Error['code'], string> = {
+  MALFORMED_CSR: 'MALFORMED_CSR',
+  CSR_SIGNATURE_INVALID: 'CSR_SIGNATURE_INVALID',
+  KEY_NOT_ALLOWED: 'KEY_NOT_ALLOWED',
+  MALFORMED_PUBLIC_KEY: 'MALFORMED_TRANSPORT_KEY',
+  MALFORMED_CERTIFICATE: 'MALFORMED_CERTIFICATE',
+};
+
+function x509Failure(err: unknown, field: string): never {
+  if (err instanceof X509Error)
+    throw DomainError.invalidArgument(X509_REASONS[err.code], `${field}: ${err.message}`, [
+      { field, description: err.message },
+    ]);
+  throw err;
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
+
+function csrDer(pem: string): Buffer {
+  return Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+}
 
 @Injectable()
 export class DeviceRegistry {
+  private readonly assertions: DeviceAssertionVerifier;
+
   constructor(
     @Inject(PrismaClient) private readonly db: PrismaClient,
     @Inject(OutboxRelay) private readonly relay: OutboxRelay,
-  ) {}
-
-  async register(input: unknown): Promise<Device> {
-    const cmd = parseRequest(registerDeviceCommand, input, 'INVALID_DEVICE_REGISTRATION');
-    const device = await this.db.$transaction(async (tx) => {
-      const created = await tx.device.create({
-        data: {
-          tenantId: cmd.tenantId,
-          displayName: cmd.displayName,
-          osType: cmd.osType,
-          osVersion: cmd.osVersion,
-          joinType: cmd.joinType,
-          csrPem: cmd.csrPem.trim(),
-          transportPublicKey: cmd.transportPublicKey.trim(),
+    @Inject(AccessTokenVerifier) private readonly accessTokens: AccessTokenVerifier,
+    @Inject(REGISTRATION_CONFIG) config: RegistrationConfig,
+    private readonly tenants: TenantDirectory,
+    private readonly joinTokens: JoinTokens,
+  ) {
+    this.assertions = new DeviceAssertionVerifier(
+      {
+        tenantCaCertificate: async (tenantId) =>
+          (await this.db.tenantCa.findUnique({ where: { tenantId } }))?.certificatePem ?? null,
+        device: async (tenantId, deviceId) => {
+          const d = await this.db.device.findFirst({ where: { id: deviceId, tenantId } });
+          return d?.certificatePem ? { status: d.status, certificatePem: d.certificatePem } : null;
         },
-      });
-      const event = createEvent(DeviceRegistered, cmd.tenantId, {
+      },
+      { audience: config.DEVICE_ASSERTION_AUDIENCE },
+    );
+  }
+
+  async register(input: unknown, bearerToken?: string): Promise<IssuedDevice> {
+    let cmd: z.infer<typeof registerDeviceCommand>;
+    try {
+      cmd = parseRequest(registerDeviceCommand, input, 'INVALID_DEVICE_REGISTRATION');
+    } catch (err) {
+      await this.recordInvalidRequest(input, err);
+      throw err;
+    }
+    const tenant = await this.tenants.findTenant(cmd.tenantId);
+    let joinTokenId: string | undefined;
+    try {
+      // 1. Who authorizes this enrollment (cheap checks first; the use is taken in the transaction).
+      let actorId: string;
+      let enrollment: 'join_token' | 'access_token';
+      if (cmd.joinToken) {
+        joinTokenId = await this.joinTokens.precheck(cmd.joinToken, cmd.tenantId, cmd.displayName);
+        actorId = `join-token:${joinTokenId}`;
+        enrollment = 'join_token';
+      } else if (bearerToken) {
+        const principal = await this.accessTokens.verify(bearerToken);
+        assertMayRegister(principal, cmd.tenantId);
+        actorId = principal.subject;
+        enrollment = 'access_token';
+      } else {
+        throw new DomainError(
+          'UNAUTHENTICATED',
+          'ENROLLMENT_AUTHORIZATION_REQUIRED',
+          'a join token or a user access token is required',
+        );
+      }
+      if (!tenant) throw tenantNotReady();
+
+      // 2. The device key (proof of possession, policy) and the transport key.
+      const csr = await verifyDeviceCsr(cmd.csrPem).catch((e) => x509Failure(e, 'csrPem'));
+      let transportThumbprint: string;
+      let transportPem: string;
+      try {
+        const transport = parsePublicKey(cmd.transportPublicKey);
+        describeDeviceKey(transport);
+        transportThumbprint = publicKeyThumbprint(transport);
+        transportPem = transport.export({ type: 'spki', format: 'pem' }).toString();
+      } catch (err) {
+        x509Failure(err, 'transportPublicKey');
+      }
+      if (transportThumbprint === csr.thumbprint)
+        throw DomainError.invalidArgument(
+          'TRANSPORT_KEY_NOT_ALLOWED',
+          'transportPublicKey: must differ from the device key',
+        );
+
+      // 3. How the device key's storage is proven.
+      let attestationLevel: 'none' | 'software' | 'tpm' = cmd.softwareKeyStorage
+        ? 'software'
+        : 'none';
+      if (cmd.tpmAttestation) {
+        try {
+          await verifyTpmAttestation(cmd.tpmAttestation, {
+            trustAnchorsPem: tenant.tpmRootsPem,
+            expectedExtraData: sha256(csrDer(cmd.csrPem)),
+            expectedSpki: csr.spki,
+          });
+        } catch (err) {
+          if (!(err instanceof TpmAttestationError)) throw err;
+          throw DomainError.invalidArgument(
+            'ATTESTATION_INVALID',
+            `tpmAttestation: ${err.message}`,
+            [{ field: 'tpmAttestation', description: err.message }],
+          );
+        }
+        attestationLevel = 'tpm';
+      } else if (tenant.requireTpm) {
+        throw new DomainError(
+          'FAILED_PRECONDITION',
+          'ATTESTATION_REQUIRED',
+          'the tenant requires a TPM attestation of the device key',
+        );
+      }
+
+      // 4. The certificate, then one short transaction.
+      const ca = await this.tenants.authority(cmd.tenantId);
+      const deviceId = randomUUID();
+      const issued = await ca.issue({
         tenantId: cmd.tenantId,
-        deviceId: created.id,
-        displayName: created.displayName,
-        osType: created.osType,
-        osVersion: created.osVersion,
-        joinType: cmd.joinType,
-        attestationLevel: 'none',
+        deviceId,
+        spki: csr.spki,
+        validityDays: tenant.certificateValidityDays,
+      });
+      const device = await this.db.$transaction(async (tx) => {
+        if (enrollment === 'join_token')
+          await this.joinTokens.consume(tx, cmd.joinToken, cmd.tenantId, cmd.displayName);
+        const created = await tx.device.create({
+          data: {
+            id: deviceId,
+            tenantId: cmd.tenantId,
+            displayName: cmd.displayName,
+            osType: cmd.osType,
+            osVersion: cmd.osVersion,
+            joinType: cmd.joinType,
+            attestationLevel,
+            csrPem: cmd.csrPem.trim(),
+            transportPublicKey: transportPem,
+            transportKeyThumbprint: transportThumbprint,
+            deviceKeySpki: new Uint8Array(csr.spki),
+            deviceKeyThumbprint: csr.thumbprint,
+            certificateSerial: issued.serialHex,
+            certificatePem: issued.certificatePem,
+            certificateNotAfter: issued.notAfter,
+            enrollment,
+            joinTokenId: joinTokenId ?? null,
+            enrolledBy: actorId,
+            lastSeenAt: new Date(),
+          },
+        });
+        await tx.deviceCertificate.create({
+          data: {
+            serial: issued.serialHex,
+            tenantId: cmd.tenantId,
+            deviceId,
+            notBefore: issued.notBefore,
+            notAfter: issued.notAfter,
+          },
+        });
+        const event = createEvent(DeviceRegistered, cmd.tenantId, {
+          tenantId: cmd.tenantId,
+          deviceId,
+          displayName: created.displayName,
+          osType: created.osType,
+          osVersion: created.osVersion,
+          joinType: cmd.joinType,
+          attestationLevel,
+          keyKind: csr.keyKind,
+          deviceKeyThumbprint: csr.thumbprint,
+          certificateSerial: issued.serialHex,
+          enrollment,
+          ...(joinTokenId ? { joinTokenId } : {}),
+          actorId,
+        });
+        await tx.outboxEvent.create({ data: outboxRecord(event) });
+        return created;
+      });
+      this.relay.notify();
+      return { device, certificatePem: issued.certificatePem, chainPem: ca.chainPem };
+    } catch (err) {
+      if (tenant) await this.recordFailure(cmd, err, joinTokenId);
+      throw err;
+    }
+  }
+
+  /** A malformed request names a known tenant: record it (as far as its fields can be trusted). */
+  private async recordInvalidRequest(input: unknown, err: unknown): Promise<void> {
+    const raw = (typeof input === 'object' && input ? input : {}) as Record<string, unknown>;
+    const tenantId = z.string().uuid().safeParse(raw.tenantId);
+    if (!tenantId.success || !(await this.tenants.findTenant(tenantId.data).catch(() => null)))
+      return;
+    const text = (v: unknown, max: number) =>
+      typeof v === 'string' && v.length <= max ? v : undefined;
+    await this.recordFailure(
+      {
+        tenantId: tenantId.data,
+        displayName: text(raw.displayName, 256),
+        osType: text(raw.osType, 64),
+      },
+      err,
+      undefined,
+    );
+  }
+
+  /** Writes device.registration_failed for a refusal (never for an outage or a bug). */
+  private async recordFailure(
+    cmd: { tenantId: string; displayName?: string; osType?: string },
+    err: unknown,
+    joinTokenId: string | undefined,
+  ): Promise<void> {
+    let reason: FailureReason | undefined;
+    if (err instanceof JoinTokenRefused) {
+      reason = err.refusal;
+      joinTokenId = err.joinTokenId;
+    } else if (err instanceof DomainError) reason = FAILURE_OF_REASON[err.reason];
+    if (!reason) return;
+    const event = createEvent(DeviceRegistrationFailed, cmd.tenantId, {
+      tenantId: cmd.tenantId,
+      reason,
+      ...(joinTokenId ? { joinTokenId, actorId: `join-token:${joinTokenId}` } : {}),
+      ...(cmd.displayName ? { displayName: cmd.displayName } : {}),
+      ...(cmd.osType ? { osType: cmd.osType } : {}),
+    });
+    try {
+      await this.db.outboxEvent.create({ data: outboxRecord(event) });
+      this.relay.notify();
+    } catch {
+      // The refusal stands even when its record cannot be written.
+    }
+  }
+
+  async get(tenantId: string, deviceId: string): Promise<Device> {
+    const key = parseRequest(ids, { tenantId, deviceId });
+    const device = await this.db.device.findFirst({
+      where: { id: key.deviceId, tenantId: key.tenantId },
+    });
+    if (!device) throw DomainError.notFound('DEVICE_NOT_FOUND', 'no such device in this tenant');
+    return device;
+  }
+
+  async list(input: unknown): Promise<{ devices: Device[]; nextPageToken: string }> {
+    const cmd = parseRequest(listCommand, input);
+    const cursor = decodeCursor(
+      cmd.pageToken,
+      (v): v is { c: string; i: string } =>
+        typeof (v as { c?: unknown }).c === 'string' &&
+        typeof (v as { i?: unknown }).i === 'string',
+    );
+    if (cmd.pageToken && !cursor)
+      throw DomainError.invalidArgument('INVALID_PAGE_TOKEN', 'the page token is not valid');
+    const where: Prisma.DeviceWhereInput = { tenantId: cmd.tenantId };
+    if (cmd.status) where.status = cmd.status;
+    if (cmd.osType) where.osType = { equals: cmd.osType, mode: 'insensitive' };
+    if (cmd.attestationLevel) where.attestationLevel = cmd.attestationLevel;
+    if (cmd.displayNamePrefix) where.displayName = { startsWith: cmd.displayNamePrefix };
+    if (cursor) {
+      const c = new Date(cursor.c);
+      where.OR = [{ createdAt: { gt: c } }, { createdAt: c, id: { gt: cursor.i } }];
+    }
+    const rows = await this.db.device.findMany({
+      where,
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+      take: cmd.pageSize + 1,
+    });
+    const page = rows.slice(0, cmd.pageSize);
+    const last = page[page.length - 1];
+    return {
+      devices: page,
+      nextPageToken:
+        rows.length > cmd.pageSize && last
+          ? encodeCursor({ c: last.createdAt.toISOString(), i: last.id })
+          : '',
+    };
+  }
+
+  disable(principal: Principal, input: unknown): Promise<Device> {
+    return this.changeStatus(principal, input, 'active', 'disabled');
+  }
+
+  enable(principal: Principal, input: unknown): Promise<Device> {
+    return this.changeStatus(principal, input, 'disabled', 'active');
+  }
+
+  private async changeStatus(
+    principal: Principal,
+    input: unknown,
+    from: 'active' | 'disabled',
+    to: 'active' | 'disabled',
+  ): Promise<Device> {
+    const cmd = parseRequest(ids.extend({ reason: z.string().max(256).default('') }), input);
+    const device = await this.db.$transaction(async (tx) => {
+      const current = await this.lockDevice(tx, cmd.tenantId, cmd.deviceId);
+      if (current.status === 'deleted')
+        throw new DomainError('FAILED_PRECONDITION', 'DEVICE_DELETED', 'the device is deleted');
+      if (current.status !== from) return current; // already there: idempotent, no event
+      const updated = await tx.device.update({ where: { id: current.id }, data: { status: to } });
+      const def = to === 'disabled' ? DeviceDisabled : DeviceEnabled;
+      const event = createEvent(def, cmd.tenantId, {
+        tenantId: cmd.tenantId,
+        deviceId: current.id,
+        actorId: principal.subject,
+        ...(cmd.reason ? { reason: cmd.reason } : {}),
       });
       await tx.outboxEvent.create({ data: outboxRecord(event) });
-      return created;
+      return updated;
     });
     this.relay.notify();
     return device;
   }
 
-  async get(tenantId: string, deviceId: string): Promise<Device> {
-    const ids = parseRequest(
-      z.object({
-        tenantId: z.string().uuid('must be a UUID'),
-        deviceId: z.string().uuid('must be a UUID'),
-      }),
-      { tenantId, deviceId },
-    );
-    const device = await this.db.device.findFirst({
-      where: { id: ids.deviceId, tenantId: ids.tenantId },
+  async delete(principal: Principal, input: unknown): Promise<Device> {
+    const cmd = parseRequest(ids.extend({ reason: z.string().max(256).default('') }), input);
+    const device = await this.db.$transaction(async (tx) => {
+      const current = await this.lockDevice(tx, cmd.tenantId, cmd.deviceId);
+      if (current.status === 'deleted') return current;
+      const now = new Date();
+      const live = await tx.deviceCertificate.findMany({
+        where: { deviceId: current.id, revokedAt: null },
+        select: { serial: true },
+      });
+      await tx.deviceCertificate.updateMany({
+        where: { deviceId: current.id, revokedAt: null },
+        data: { revokedAt: now, revocationReason: 'cessationOfOperation' },
+      });
+      await tx.tenantCa.update({
+        where: { tenantId: cmd.tenantId },
+        data: { crlNumber: { increment: 1 } },
+      });
+      const updated = await tx.device.update({
+        where: { id: current.id },
+        data: { status: 'deleted' },
+      });
+      const event = createEvent(DeviceDeleted, cmd.tenantId, {
+        tenantId: cmd.tenantId,
+        deviceId: current.id,
+        actorId: principal.subject,
+        ...(cmd.reason ? { reason: cmd.reason } : {}),
+        revokedSerials: live.map((c) => c.serial).slice(0, 64),
+      });
+      await tx.outboxEvent.create({ data: outboxRecord(event) });
+      return updated;
     });
+    this.relay.notify();
+    return device;
+  }
+
+  /**
+   * Renews the certificate of an active device for a new CSR, authorized by a
+   * device assertion signed by the current device key over the new CSR.
+   */
+  async renew(input: unknown): Promise<IssuedDevice> {
+    const cmd = parseRequest(renewCommand, input, 'INVALID_RENEWAL');
+    let assertion;
+    try {
+      assertion = await this.assertions.verify(cmd.deviceAssertion, {
+        tenantId: cmd.tenantId,
+        deviceId: cmd.deviceId,
+      });
+    } catch (err) {
+      if (!(err instanceof DeviceAssertionError)) throw err;
+      if (err.code === 'DEVICE_NOT_ACTIVE')
+        throw new DomainError('FAILED_PRECONDITION', 'DEVICE_NOT_ACTIVE', err.message);
+      throw new DomainError('UNAUTHENTICATED', 'DEVICE_ASSERTION_INVALID', err.message);
+    }
+    const csr = await verifyDeviceCsr(cmd.csrPem).catch((e) => x509Failure(e, 'csrPem'));
+    if (assertion.claims.csr_sha256 !== sha256(csrDer(cmd.csrPem)).toString('base64url'))
+      throw new DomainError(
+        'UNAUTHENTICATED',
+        'DEVICE_ASSERTION_INVALID',
+        'the device assertion does not cover this CSR (csr_sha256)',
+      );
+    const tenant = await this.tenants.tenant(cmd.tenantId);
+    const ca = await this.tenants.authority(cmd.tenantId);
+    const previousSerial = assertion.certificate.serialNumber.toLowerCase();
+    const issued = await ca.issue({
+      tenantId: cmd.tenantId,
+      deviceId: cmd.deviceId,
+      spki: csr.spki,
+      validityDays: tenant.certificateValidityDays,
+    });
+    const device = await this.db.$transaction(async (tx) => {
+      const current = await this.lockDevice(tx, cmd.tenantId, cmd.deviceId);
+      // The assertion was made with the certificate in force; a concurrent renewal wins alone.
+      if (current.status !== 'active' || current.certificateSerial !== previousSerial)
+        throw new DomainError(
+          'FAILED_PRECONDITION',
+          'CERTIFICATE_SUPERSEDED',
+          'the device certificate changed while renewing; retry with the current one',
+        );
+      const now = new Date();
+      await tx.deviceCertificate.updateMany({
+        where: { serial: previousSerial, revokedAt: null },
+        data: { revokedAt: now, revocationReason: 'superseded' },
+      });
+      await tx.tenantCa.update({
+        where: { tenantId: cmd.tenantId },
+        data: { crlNumber: { increment: 1 } },
+      });
+      await tx.deviceCertificate.create({
+        data: {
+          serial: issued.serialHex,
+          tenantId: cmd.tenantId,
+          deviceId: cmd.deviceId,
+          notBefore: issued.notBefore,
+          notAfter: issued.notAfter,
+        },
+      });
+      const updated = await tx.device.update({
+        where: { id: current.id },
+        data: {
+          certificateSerial: issued.serialHex,
+          certificatePem: issued.certificatePem,
+          certificateNotAfter: issued.notAfter,
+          deviceKeySpki: new Uint8Array(csr.spki),
+          deviceKeyThumbprint: csr.thumbprint,
+          lastSeenAt: now,
+        },
+      });
+      const event = createEvent(DeviceCertificateRenewed, cmd.tenantId, {
+        tenantId: cmd.tenantId,
+        deviceId: current.id,
+        actorId: `device:${current.id}`,
+        previousSerial,
+        certificateSerial: issued.serialHex,
+        notAfter: issued.notAfter.toISOString(),
+        deviceKeyThumbprint: csr.thumbprint,
+        keyChanged: csr.thumbprint !== current.deviceKeyThumbprint,
+      });
+      await tx.outboxEvent.create({ data: outboxRecord(event) });
+      return updated;
+    });
+    this.relay.notify();
+    return { device, certificatePem: issued.certificatePem, chainPem: ca.chainPem };
+  }
+
+  private async lockDevice(
+    tx: Prisma.TransactionClient,
+    tenantId: string,
+    deviceId: string,
+  ): Promise<Device> {
+    await tx.$executeRaw`SELECT 1 FROM devices WHERE id = ${deviceId}::uuid FOR UPDATE`;
+    const device = await tx.device.findFirst({ where: { id: deviceId, tenantId } });
     if (!device) throw DomainError.notFound('DEVICE_NOT_FOUND', 'no such device in this tenant');
     return device;
   }
+}
+
+function assertMayRegister(principal: Principal, tenantId: string): void {
+  if (principal.tenantId !== tenantId)
+    throw new DomainError(
+      'PERMISSION_DENIED',
+      'TENANT_MISMATCH',
+      'the token does not grant access to this tenant',
+    );
+  if (!principal.scopes.includes(DEVICE_REGISTER_SCOPE) && !principal.roles.includes('admin'))
+    throw new DomainError(
+      'PERMISSION_DENIED',
+      'PERMISSION_REQUIRED',
+      `registering a device needs the ${DEVICE_REGISTER_SCOPE} scope`,
+    );
 }

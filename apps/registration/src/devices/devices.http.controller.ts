@@ -1,7 +1,28 @@
-/** HTTPS JSON face of device registration, same semantics as gRPC. */
-import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
-import { DeviceRegistry } from './device-registry.service';
-import { toProtoDevice } from './devices.grpc.controller';
+/** HTTPS JSON face of devices, same semantics as gRPC. */
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Param,
+  Post,
+  Query,
+  Req,
+  UseGuards,
+} from '@nestjs/common';
+import { AccessTokenGuard, RequireRoles } from '@latchkey/service-kit';
+import type { Request } from 'express';
+import { tenantAdmin } from '../access/tenant-admin';
+import { DeviceRegistry, type IssuedDevice } from './device-registry.service';
+import { toProtoDevice } from './device.view';
+
+const issuedView = (issued: IssuedDevice) => ({
+  device: toProtoDevice(issued.device),
+  certificatePem: issued.certificatePem,
+  certificateChainPem: issued.chainPem,
+});
 
 @Controller('v1')
 export class DevicesHttpController {
@@ -9,12 +30,88 @@ export class DevicesHttpController {
 
   @Post('devices')
   @HttpCode(201)
-  async register(@Body() body: unknown) {
-    return { device: toProtoDevice(await this.devices.register(body)) };
+  async register(@Body() body: unknown, @Headers('authorization') authorization?: string) {
+    const bearer = /^Bearer ([A-Za-z0-9_.-]+)$/.exec(authorization?.trim() ?? '')?.[1];
+    return issuedView(await this.devices.register(body, bearer));
   }
 
   @Get('tenants/:tenantId/devices/:deviceId')
   async get(@Param('tenantId') tenantId: string, @Param('deviceId') deviceId: string) {
     return { device: toProtoDevice(await this.devices.get(tenantId, deviceId)) };
+  }
+
+  @Get('tenants/:tenantId/devices')
+  @UseGuards(AccessTokenGuard)
+  @RequireRoles('admin')
+  async list(
+    @Param('tenantId') tenantId: string,
+    @Query() query: Record<string, string | undefined>,
+    @Req() req: Request,
+  ) {
+    tenantAdmin(req, tenantId);
+    const page = await this.devices.list({
+      tenantId,
+      pageSize: query.pageSize ? Number(query.pageSize) : 0,
+      pageToken: query.pageToken ?? '',
+      status: query.status,
+      osType: query.osType,
+      attestationLevel: query.attestationLevel,
+      displayNamePrefix: query.displayNamePrefix,
+    });
+    return { devices: page.devices.map(toProtoDevice), nextPageToken: page.nextPageToken };
+  }
+
+  @Post('tenants/:tenantId/devices/:deviceId/disable')
+  @HttpCode(200)
+  @UseGuards(AccessTokenGuard)
+  @RequireRoles('admin')
+  async disable(
+    @Param('tenantId') tenantId: string,
+    @Param('deviceId') deviceId: string,
+    @Body() body: { reason?: string } | undefined,
+    @Req() req: Request,
+  ) {
+    const principal = tenantAdmin(req, tenantId);
+    const device = await this.devices.disable(principal, { ...body, tenantId, deviceId });
+    return { device: toProtoDevice(device) };
+  }
+
+  @Post('tenants/:tenantId/devices/:deviceId/enable')
+  @HttpCode(200)
+  @UseGuards(AccessTokenGuard)
+  @RequireRoles('admin')
+  async enable(
+    @Param('tenantId') tenantId: string,
+    @Param('deviceId') deviceId: string,
+    @Body() body: { reason?: string } | undefined,
+    @Req() req: Request,
+  ) {
+    const principal = tenantAdmin(req, tenantId);
+    const device = await this.devices.enable(principal, { ...body, tenantId, deviceId });
+    return { device: toProtoDevice(device) };
+  }
+
+  @Delete('tenants/:tenantId/devices/:deviceId')
+  @UseGuards(AccessTokenGuard)
+  @RequireRoles('admin')
+  async remove(
+    @Param('tenantId') tenantId: string,
+    @Param('deviceId') deviceId: string,
+    @Query('reason') reason: string | undefined,
+    @Req() req: Request,
+  ) {
+    const principal = tenantAdmin(req, tenantId);
+    const device = await this.devices.delete(principal, { tenantId, deviceId, reason });
+    return { device: toProtoDevice(device) };
+  }
+
+  @Post('tenants/:tenantId/devices/:deviceId/certificate/renew')
+  @HttpCode(200)
+  async renew(
+    @Param('tenantId') tenantId: string,
+    @Param('deviceId') deviceId: string,
+    @Body() body: Record<string, unknown>,
+  ) {
+    return issuedView(await this.devices.renew({ ...body, tenantId, deviceId }));
   }
 }

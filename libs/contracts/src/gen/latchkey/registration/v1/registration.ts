@@ -98,7 +98,47 @@ export interface Device {
     | Timestamp
     | null;
   /** When the device was last changed (status, certificate renewal, ...). */
-  updateTime?: Timestamp | null;
+  updateTime?:
+    | Timestamp
+    | null;
+  /** Serial number (lower-case hex) of the device's current certificate. */
+  certificateSerial: string;
+  /** When the current certificate expires. */
+  certificateExpireTime?:
+    | Timestamp
+    | null;
+  /** The current device certificate (PEM). */
+  certificatePem: string;
+  /** SHA-256 of the device key's SubjectPublicKeyInfo (DER), base64url. */
+  deviceKeyThumbprint: string;
+  /** SHA-256 of the transport key's SubjectPublicKeyInfo (DER), base64url. */
+  transportKeyThumbprint: string;
+  /** When the device last proved possession of its key to this service. */
+  lastSeenTime?:
+    | Timestamp
+    | null;
+  /** The transport public key (SPKI PEM). */
+  transportPublicKey: string;
+}
+
+/**
+ * A TPM 2.0 attestation of the device key, in the structure of the WebAuthn
+ * "tpm" attestation statement (WebAuthn Level 2, section 8.3).
+ */
+export interface TpmAttestation {
+  /**
+   * The AIK certificate first, then its chain up to (not including) one of
+   * the tenant's TPM roots, each DER.
+   */
+  x5c: Uint8Array[];
+  /** TPMS_ATTEST structure (TPM2_Certify output) over the device key. */
+  certInfo: Uint8Array;
+  /** TPMT_PUBLIC structure of the device key. */
+  pubArea: Uint8Array;
+  /** Signature of the AIK over cert_info. */
+  sig: Uint8Array;
+  /** COSE algorithm of `sig` (-7 ES256, -257 RS256, -37 PS256). */
+  alg: number;
 }
 
 /** Request of RegistrationService.RegisterDevice. */
@@ -134,12 +174,33 @@ export interface RegisterDeviceRequest {
   osVersion: string;
   /** How the device is joined; JOIN_TYPE_UNSPECIFIED is rejected. */
   joinType: JoinType;
+  /**
+   * Optional TPM attestation of the device key. Its certInfo.extraData must be
+   * SHA-256 over the DER of the CSR, which binds it to this request.
+   */
+  tpmAttestation?:
+    | TpmAttestation
+    | null;
+  /**
+   * Without a TPM attestation: true when the client keeps the device key in a
+   * software keystore (attestation level SOFTWARE rather than NONE).
+   */
+  softwareKeyStorage: boolean;
 }
 
 /** Response of RegistrationService.RegisterDevice. */
 export interface RegisterDeviceResponse {
   /** The registered device, in state DEVICE_STATUS_ACTIVE. */
-  device?: Device | null;
+  device?:
+    | Device
+    | null;
+  /** The device certificate (PEM). */
+  certificatePem: string;
+  /**
+   * Issuer chain of the certificate, nearest first: the tenant device CA, then
+   * any platform root above it (PEM each).
+   */
+  certificateChainPem: string[];
 }
 
 /** Request of RegistrationService.GetDevice. */
@@ -156,6 +217,257 @@ export interface GetDeviceResponse {
   device?: Device | null;
 }
 
+/** Request of RegistrationService.ListDevices. */
+export interface ListDevicesRequest {
+  /** Tenant whose devices to list. */
+  tenantId: string;
+  /** At most this many devices (1-500, default 50). */
+  pageSize: number;
+  /** `next_page_token` of the previous page; empty for the first. */
+  pageToken: string;
+  /** Only devices in this state (UNSPECIFIED: every state). */
+  status: DeviceStatus;
+  /** Only devices with this OS type (exact, case-insensitive). */
+  osType: string;
+  /** Only devices with this attestation level (UNSPECIFIED: every level). */
+  attestationLevel: AttestationLevel;
+  /** Only devices whose display name starts with this text (case-sensitive). */
+  displayNamePrefix: string;
+}
+
+/** Response of RegistrationService.ListDevices. */
+export interface ListDevicesResponse {
+  /** One page of devices, by creation time then id. */
+  devices: Device[];
+  /** Token of the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/** Request of RegistrationService.DisableDevice. */
+export interface DisableDeviceRequest {
+  /** Tenant of the device. */
+  tenantId: string;
+  /** Identifier of the device. */
+  deviceId: string;
+  /** Why (free text for the audit trail, at most 256 characters). */
+  reason: string;
+}
+
+/** Response of RegistrationService.DisableDevice. */
+export interface DisableDeviceResponse {
+  /** The device, now disabled. */
+  device?: Device | null;
+}
+
+/** Request of RegistrationService.EnableDevice. */
+export interface EnableDeviceRequest {
+  /** Tenant of the device. */
+  tenantId: string;
+  /** Identifier of the device. */
+  deviceId: string;
+  /** Why (free text for the audit trail, at most 256 characters). */
+  reason: string;
+}
+
+/** Response of RegistrationService.EnableDevice. */
+export interface EnableDeviceResponse {
+  /** The device, now active. */
+  device?: Device | null;
+}
+
+/** Request of RegistrationService.DeleteDevice. */
+export interface DeleteDeviceRequest {
+  /** Tenant of the device. */
+  tenantId: string;
+  /** Identifier of the device. */
+  deviceId: string;
+  /** Why (free text for the audit trail, at most 256 characters). */
+  reason: string;
+}
+
+/** Response of RegistrationService.DeleteDevice. */
+export interface DeleteDeviceResponse {
+  /** The device, now deleted. */
+  device?: Device | null;
+}
+
+/** Request of RegistrationService.RenewDeviceCertificate. */
+export interface RenewDeviceCertificateRequest {
+  /** Tenant of the device. */
+  tenantId: string;
+  /** Identifier of the device. */
+  deviceId: string;
+  /**
+   * New PKCS#10 CSR (PEM), signed by the key to certify (the current device
+   * key, or a new one that replaces it).
+   */
+  csrPem: string;
+  /** Compact JWS signed by the current device key (see the RPC's comment). */
+  deviceAssertion: string;
+}
+
+/** Response of RegistrationService.RenewDeviceCertificate. */
+export interface RenewDeviceCertificateResponse {
+  /** The device with its new certificate. */
+  device?:
+    | Device
+    | null;
+  /** The new device certificate (PEM). */
+  certificatePem: string;
+  /** Issuer chain, nearest first (PEM each). */
+  certificateChainPem: string[];
+}
+
+/** Request of RegistrationService.GetTenantCaCertificate. */
+export interface GetTenantCaCertificateRequest {
+  /** The tenant. */
+  tenantId: string;
+}
+
+/** Response of RegistrationService.GetTenantCaCertificate. */
+export interface GetTenantCaCertificateResponse {
+  /** The tenant device CA certificate (PEM). */
+  certificatePem: string;
+  /** Certificates above it, nearest first (empty for a self-signed CA). */
+  parentChainPem: string[];
+}
+
+/** Request of RegistrationService.GetCertificateRevocationList. */
+export interface GetCertificateRevocationListRequest {
+  /** The tenant. */
+  tenantId: string;
+}
+
+/** Response of RegistrationService.GetCertificateRevocationList. */
+export interface GetCertificateRevocationListResponse {
+  /** The CRL, DER. */
+  crlDer: Uint8Array;
+}
+
+/** A join token as administrators see it (never its secret). */
+export interface JoinToken {
+  /** Identifier (UUID). */
+  joinTokenId: string;
+  /** Tenant the token enrolls devices into. */
+  tenantId: string;
+  /** First characters of the secret, to recognize it. */
+  hint: string;
+  /** Free text. */
+  description: string;
+  /** How many devices it may enroll. */
+  maxUses: number;
+  /** How many it has enrolled. */
+  useCount: number;
+  /** Devices enrolled with it must have a display name starting with this (empty: any). */
+  deviceNamePrefix: string;
+  /** When it stops being accepted. */
+  expireTime?:
+    | Timestamp
+    | null;
+  /** When it was revoked (unset if not). */
+  revokeTime?:
+    | Timestamp
+    | null;
+  /** When it was created. */
+  createTime?:
+    | Timestamp
+    | null;
+  /** Who created it (user id). */
+  createdBy: string;
+}
+
+/** Request of RegistrationService.CreateJoinToken. */
+export interface CreateJoinTokenRequest {
+  /** Tenant the token enrolls devices into. */
+  tenantId: string;
+  /** How many devices it may enroll (1-10000, default 1). */
+  maxUses: number;
+  /** Lifetime in seconds (60 to 30 days, default 24 hours). */
+  ttlSeconds: number;
+  /** Optional device display-name prefix (at most 64 characters). */
+  deviceNamePrefix: string;
+  /** Free text (at most 256 characters). */
+  description: string;
+}
+
+/** Response of RegistrationService.CreateJoinToken. */
+export interface CreateJoinTokenResponse {
+  /** The token's record. */
+  joinToken?:
+    | JoinToken
+    | null;
+  /** The secret to give to devices: shown only here, stored only hashed. */
+  token: string;
+}
+
+/** Request of RegistrationService.ListJoinTokens. */
+export interface ListJoinTokensRequest {
+  /** The tenant. */
+  tenantId: string;
+  /** At most this many (1-500, default 50). */
+  pageSize: number;
+  /** `next_page_token` of the previous page. */
+  pageToken: string;
+}
+
+/** Response of RegistrationService.ListJoinTokens. */
+export interface ListJoinTokensResponse {
+  /** One page, newest first. */
+  joinTokens: JoinToken[];
+  /** Token of the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/** Request of RegistrationService.RevokeJoinToken. */
+export interface RevokeJoinTokenRequest {
+  /** The tenant. */
+  tenantId: string;
+  /** The token to revoke. */
+  joinTokenId: string;
+}
+
+/** Response of RegistrationService.RevokeJoinToken. */
+export interface RevokeJoinTokenResponse {
+  /** The token, revoked. */
+  joinToken?: JoinToken | null;
+}
+
+/** A tenant's rules for devices. */
+export interface DevicePolicy {
+  /** The tenant. */
+  tenantId: string;
+  /** Registration requires a verified TPM attestation. */
+  requireTpm: boolean;
+  /** Lifetime of device certificates in days (1-1825, default 365). */
+  certificateValidityDays: number;
+  /** Trust anchors for TPM attestation key (AIK) chains (PEM each). */
+  tpmRootCertificatesPem: string[];
+}
+
+/** Request of RegistrationService.GetDevicePolicy. */
+export interface GetDevicePolicyRequest {
+  /** The tenant. */
+  tenantId: string;
+}
+
+/** Response of RegistrationService.GetDevicePolicy. */
+export interface GetDevicePolicyResponse {
+  /** The policy in force. */
+  policy?: DevicePolicy | null;
+}
+
+/** Request of RegistrationService.UpdateDevicePolicy. */
+export interface UpdateDevicePolicyRequest {
+  /** The new policy (tenant_id names the tenant). */
+  policy?: DevicePolicy | null;
+}
+
+/** Response of RegistrationService.UpdateDevicePolicy. */
+export interface UpdateDevicePolicyResponse {
+  /** The policy in force. */
+  policy?: DevicePolicy | null;
+}
+
 export const LATCHKEY_REGISTRATION_V1_PACKAGE_NAME = "latchkey.registration.v1";
 
 /**
@@ -168,21 +480,106 @@ export interface RegistrationServiceClient {
   /**
    * Registers a new device in a tenant and issues its device certificate.
    *
-   * The caller is authorized by the join token (or, later, a user access token);
-   * the CSR must be signed by the device key (RSA >= 2048 or EC P-256/P-384).
-   * Errors: INVALID_ARGUMENT for a malformed CSR or transport key,
-   * UNAUTHENTICATED / PERMISSION_DENIED for a bad, expired, used or foreign
-   * join token. A failed call changes nothing.
+   * Enrollment is authorized by a join token (`join_token`) or, when it is
+   * empty, by a user access token from auth (`authorization: Bearer …`
+   * metadata) of the same tenant carrying the scope `devices:register`.
+   * The CSR must be signed by the device key (RSA 2048-4096 or EC
+   * P-256/P-384). Errors: INVALID_ARGUMENT for a malformed or weak CSR or
+   * transport key, a CSR whose signature fails, a TPM attestation that fails
+   * a check (ATTESTATION_INVALID); UNAUTHENTICATED for an unknown, expired,
+   * used up or revoked join token; PERMISSION_DENIED for a join token of
+   * another tenant or a device name outside the token's prefix;
+   * FAILED_PRECONDITION for an unknown tenant or when the tenant requires a
+   * TPM attestation. A failed call stores nothing but a
+   * device.registration_failed event.
    */
 
   registerDevice(request: RegisterDeviceRequest, metadata?: Metadata): Observable<RegisterDeviceResponse>;
 
   /**
-   * Returns one device of a tenant. NOT_FOUND if the device does not exist in
-   * that tenant (a device of another tenant is reported as NOT_FOUND too).
+   * Returns one device of a tenant (service-to-service lookup: auth and
+   * provisioning call it). NOT_FOUND if the device does not exist in that
+   * tenant (a device of another tenant is reported as NOT_FOUND too).
    */
 
   getDevice(request: GetDeviceRequest, metadata?: Metadata): Observable<GetDeviceResponse>;
+
+  /**
+   * Lists a tenant's devices (tenant admin), oldest first, with filters and
+   * cursor pagination.
+   */
+
+  listDevices(request: ListDevicesRequest, metadata?: Metadata): Observable<ListDevicesResponse>;
+
+  /**
+   * Disables a device (tenant admin): its keys and refresh tokens stop working.
+   * FAILED_PRECONDITION for a deleted device.
+   */
+
+  disableDevice(request: DisableDeviceRequest, metadata?: Metadata): Observable<DisableDeviceResponse>;
+
+  /** Enables a disabled device (tenant admin). FAILED_PRECONDITION for a deleted device. */
+
+  enableDevice(request: EnableDeviceRequest, metadata?: Metadata): Observable<EnableDeviceResponse>;
+
+  /**
+   * Deletes a device (tenant admin): its certificates are revoked (they appear
+   * on the CRL) and it cannot come back. Deleting a deleted device is a no-op.
+   */
+
+  deleteDevice(request: DeleteDeviceRequest, metadata?: Metadata): Observable<DeleteDeviceResponse>;
+
+  /**
+   * Issues a new certificate to an active device, for a new CSR, and revokes
+   * the previous one. The request is authorized by a device assertion signed
+   * by the current device key (aud "latchkey-registration", claim
+   * `csr_sha256` = base64url SHA-256 of the new CSR's DER).
+   */
+
+  renewDeviceCertificate(
+    request: RenewDeviceCertificateRequest,
+    metadata?: Metadata,
+  ): Observable<RenewDeviceCertificateResponse>;
+
+  /** Returns the tenant's device CA certificate and its chain (public). */
+
+  getTenantCaCertificate(
+    request: GetTenantCaCertificateRequest,
+    metadata?: Metadata,
+  ): Observable<GetTenantCaCertificateResponse>;
+
+  /**
+   * Returns the tenant's current CRL, DER, signed by the tenant CA (public;
+   * also at GET /v1/tenants/{tenant}/crl).
+   */
+
+  getCertificateRevocationList(
+    request: GetCertificateRevocationListRequest,
+    metadata?: Metadata,
+  ): Observable<GetCertificateRevocationListResponse>;
+
+  /**
+   * Creates a join token (tenant admin). The secret is returned once and
+   * stored only hashed.
+   */
+
+  createJoinToken(request: CreateJoinTokenRequest, metadata?: Metadata): Observable<CreateJoinTokenResponse>;
+
+  /** Lists a tenant's join tokens (tenant admin), newest first. Never returns secrets. */
+
+  listJoinTokens(request: ListJoinTokensRequest, metadata?: Metadata): Observable<ListJoinTokensResponse>;
+
+  /** Revokes a join token (tenant admin): it admits no further device. */
+
+  revokeJoinToken(request: RevokeJoinTokenRequest, metadata?: Metadata): Observable<RevokeJoinTokenResponse>;
+
+  /** Returns the tenant's device policy (tenant admin). */
+
+  getDevicePolicy(request: GetDevicePolicyRequest, metadata?: Metadata): Observable<GetDevicePolicyResponse>;
+
+  /** Replaces the tenant's device policy (tenant admin). */
+
+  updateDevicePolicy(request: UpdateDevicePolicyRequest, metadata?: Metadata): Observable<UpdateDevicePolicyResponse>;
 }
 
 /**
@@ -195,11 +592,18 @@ export interface RegistrationServiceController {
   /**
    * Registers a new device in a tenant and issues its device certificate.
    *
-   * The caller is authorized by the join token (or, later, a user access token);
-   * the CSR must be signed by the device key (RSA >= 2048 or EC P-256/P-384).
-   * Errors: INVALID_ARGUMENT for a malformed CSR or transport key,
-   * UNAUTHENTICATED / PERMISSION_DENIED for a bad, expired, used or foreign
-   * join token. A failed call changes nothing.
+   * Enrollment is authorized by a join token (`join_token`) or, when it is
+   * empty, by a user access token from auth (`authorization: Bearer …`
+   * metadata) of the same tenant carrying the scope `devices:register`.
+   * The CSR must be signed by the device key (RSA 2048-4096 or EC
+   * P-256/P-384). Errors: INVALID_ARGUMENT for a malformed or weak CSR or
+   * transport key, a CSR whose signature fails, a TPM attestation that fails
+   * a check (ATTESTATION_INVALID); UNAUTHENTICATED for an unknown, expired,
+   * used up or revoked join token; PERMISSION_DENIED for a join token of
+   * another tenant or a device name outside the token's prefix;
+   * FAILED_PRECONDITION for an unknown tenant or when the tenant requires a
+   * TPM attestation. A failed call stores nothing but a
+   * device.registration_failed event.
    */
 
   registerDevice(
@@ -208,19 +612,148 @@ export interface RegistrationServiceController {
   ): Promise<RegisterDeviceResponse> | Observable<RegisterDeviceResponse> | RegisterDeviceResponse;
 
   /**
-   * Returns one device of a tenant. NOT_FOUND if the device does not exist in
-   * that tenant (a device of another tenant is reported as NOT_FOUND too).
+   * Returns one device of a tenant (service-to-service lookup: auth and
+   * provisioning call it). NOT_FOUND if the device does not exist in that
+   * tenant (a device of another tenant is reported as NOT_FOUND too).
    */
 
   getDevice(
     request: GetDeviceRequest,
     metadata?: Metadata,
   ): Promise<GetDeviceResponse> | Observable<GetDeviceResponse> | GetDeviceResponse;
+
+  /**
+   * Lists a tenant's devices (tenant admin), oldest first, with filters and
+   * cursor pagination.
+   */
+
+  listDevices(
+    request: ListDevicesRequest,
+    metadata?: Metadata,
+  ): Promise<ListDevicesResponse> | Observable<ListDevicesResponse> | ListDevicesResponse;
+
+  /**
+   * Disables a device (tenant admin): its keys and refresh tokens stop working.
+   * FAILED_PRECONDITION for a deleted device.
+   */
+
+  disableDevice(
+    request: DisableDeviceRequest,
+    metadata?: Metadata,
+  ): Promise<DisableDeviceResponse> | Observable<DisableDeviceResponse> | DisableDeviceResponse;
+
+  /** Enables a disabled device (tenant admin). FAILED_PRECONDITION for a deleted device. */
+
+  enableDevice(
+    request: EnableDeviceRequest,
+    metadata?: Metadata,
+  ): Promise<EnableDeviceResponse> | Observable<EnableDeviceResponse> | EnableDeviceResponse;
+
+  /**
+   * Deletes a device (tenant admin): its certificates are revoked (they appear
+   * on the CRL) and it cannot come back. Deleting a deleted device is a no-op.
+   */
+
+  deleteDevice(
+    request: DeleteDeviceRequest,
+    metadata?: Metadata,
+  ): Promise<DeleteDeviceResponse> | Observable<DeleteDeviceResponse> | DeleteDeviceResponse;
+
+  /**
+   * Issues a new certificate to an active device, for a new CSR, and revokes
+   * the previous one. The request is authorized by a device assertion signed
+   * by the current device key (aud "latchkey-registration", claim
+   * `csr_sha256` = base64url SHA-256 of the new CSR's DER).
+   */
+
+  renewDeviceCertificate(
+    request: RenewDeviceCertificateRequest,
+    metadata?: Metadata,
+  ):
+    | Promise<RenewDeviceCertificateResponse>
+    | Observable<RenewDeviceCertificateResponse>
+    | RenewDeviceCertificateResponse;
+
+  /** Returns the tenant's device CA certificate and its chain (public). */
+
+  getTenantCaCertificate(
+    request: GetTenantCaCertificateRequest,
+    metadata?: Metadata,
+  ):
+    | Promise<GetTenantCaCertificateResponse>
+    | Observable<GetTenantCaCertificateResponse>
+    | GetTenantCaCertificateResponse;
+
+  /**
+   * Returns the tenant's current CRL, DER, signed by the tenant CA (public;
+   * also at GET /v1/tenants/{tenant}/crl).
+   */
+
+  getCertificateRevocationList(
+    request: GetCertificateRevocationListRequest,
+    metadata?: Metadata,
+  ):
+    | Promise<GetCertificateRevocationListResponse>
+    | Observable<GetCertificateRevocationListResponse>
+    | GetCertificateRevocationListResponse;
+
+  /**
+   * Creates a join token (tenant admin). The secret is returned once and
+   * stored only hashed.
+   */
+
+  createJoinToken(
+    request: CreateJoinTokenRequest,
+    metadata?: Metadata,
+  ): Promise<CreateJoinTokenResponse> | Observable<CreateJoinTokenResponse> | CreateJoinTokenResponse;
+
+  /** Lists a tenant's join tokens (tenant admin), newest first. Never returns secrets. */
+
+  listJoinTokens(
+    request: ListJoinTokensRequest,
+    metadata?: Metadata,
+  ): Promise<ListJoinTokensResponse> | Observable<ListJoinTokensResponse> | ListJoinTokensResponse;
+
+  /** Revokes a join token (tenant admin): it admits no further device. */
+
+  revokeJoinToken(
+    request: RevokeJoinTokenRequest,
+    metadata?: Metadata,
+  ): Promise<RevokeJoinTokenResponse> | Observable<RevokeJoinTokenResponse> | RevokeJoinTokenResponse;
+
+  /** Returns the tenant's device policy (tenant admin). */
+
+  getDevicePolicy(
+    request: GetDevicePolicyRequest,
+    metadata?: Metadata,
+  ): Promise<GetDevicePolicyResponse> | Observable<GetDevicePolicyResponse> | GetDevicePolicyResponse;
+
+  /** Replaces the tenant's device policy (tenant admin). */
+
+  updateDevicePolicy(
+    request: UpdateDevicePolicyRequest,
+    metadata?: Metadata,
+  ): Promise<UpdateDevicePolicyResponse> | Observable<UpdateDevicePolicyResponse> | UpdateDevicePolicyResponse;
 }
 
 export function RegistrationServiceControllerMethods() {
   return function (constructor: Function) {
-    const grpcMethods: string[] = ["registerDevice", "getDevice"];
+    const grpcMethods: string[] = [
+      "registerDevice",
+      "getDevice",
+      "listDevices",
+      "disableDevice",
+      "enableDevice",
+      "deleteDevice",
+      "renewDeviceCertificate",
+      "getTenantCaCertificate",
+      "getCertificateRevocationList",
+      "createJoinToken",
+      "listJoinTokens",
+      "revokeJoinToken",
+      "getDevicePolicy",
+      "updateDevicePolicy",
+    ];
     for (const method of grpcMethods) {
       const descriptor: any = Reflect.getOwnPropertyDescriptor(constructor.prototype, method);
       GrpcMethod("RegistrationService", method)(constructor.prototype[method], method, descriptor);

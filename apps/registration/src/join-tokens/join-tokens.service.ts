@@ -1,0 +1,228 @@
+/**
+ * Join tokens: enrollment authorizations made by tenant admins. The secret
+ * (`lkjt_` + 32 random bytes, base64url) is shown once; only its SHA-256 is
+ * stored. A use is taken atomically inside the registration's transaction, so
+ * N parallel registrations with a single-use token admit exactly one.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { DomainError, parseRequest, type Principal } from '@latchkey/service-kit';
+import { z } from 'zod';
+import { decodeCursor, encodeCursor } from '../access/tenant-admin';
+import { type JoinToken, type Prisma, PrismaClient } from '../generated/prisma/client';
+import { TenantDirectory } from '../tenants/tenant-directory.service';
+
+const TOKEN_PREFIX = 'lkjt_';
+const TOKEN_FORMAT = /^lkjt_[A-Za-z0-9_-]{43}$/;
+
+export const hashJoinToken = (token: string) => createHash('sha256').update(token).digest();
+
+export const createJoinTokenCommand = z.object({
+  tenantId: z.string().uuid('must be a UUID'),
+  maxUses: z
+    .number()
+    .int()
+    .min(0)
+    .max(10_000)
+    .transform((n) => n || 1),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(30 * 86_400)
+    .transform((n) => n || 86_400)
+    .refine((n) => n >= 60, 'must be at least 60'),
+  deviceNamePrefix: z.string().max(64).default(''),
+  description: z.string().max(256).default(''),
+});
+
+const listCommand = z.object({
+  tenantId: z.string().uuid('must be a UUID'),
+  pageSize: z
+    .number()
+    .int()
+    .min(0)
+    .max(500)
+    .transform((n) => n || 50),
+  pageToken: z.string().max(512).default(''),
+});
+
+/** Why a presented join token does not admit a device (maps to an error and an event reason). */
+export type JoinTokenRefusal =
+  | 'join_token_invalid'
+  | 'join_token_expired'
+  | 'join_token_exhausted'
+  | 'join_token_revoked'
+  | 'join_token_tenant_mismatch'
+  | 'device_name_not_allowed';
+
+export class JoinTokenRefused extends DomainError {
+  constructor(
+    readonly refusal: JoinTokenRefusal,
+    readonly joinTokenId?: string,
+  ) {
+    const [kind, reason, message] = REFUSALS[refusal];
+    super(kind, reason, message);
+  }
+}
+
+const REFUSALS: Record<JoinTokenRefusal, [DomainError['kind'], string, string]> = {
+  join_token_invalid: ['UNAUTHENTICATED', 'JOIN_TOKEN_INVALID', 'the join token is not valid'],
+  join_token_expired: ['UNAUTHENTICATED', 'JOIN_TOKEN_EXPIRED', 'the join token has expired'],
+  join_token_exhausted: [
+    'UNAUTHENTICATED',
+    'JOIN_TOKEN_USED',
+    'the join token has been used as many times as allowed',
+  ],
+  join_token_revoked: ['UNAUTHENTICATED', 'JOIN_TOKEN_REVOKED', 'the join token was revoked'],
+  join_token_tenant_mismatch: [
+    'PERMISSION_DENIED',
+    'JOIN_TOKEN_TENANT_MISMATCH',
+    'the join token was not issued for this tenant',
+  ],
+  device_name_not_allowed: [
+    'PERMISSION_DENIED',
+    'DEVICE_NAME_NOT_ALLOWED',
+    "the device name does not start with the join token's prefix",
+  ],
+};
+
+@Injectable()
+export class JoinTokens {
+  constructor(
+    @Inject(PrismaClient) private readonly db: PrismaClient,
+    private readonly tenants: TenantDirectory,
+  ) {}
+
+  async create(
+    principal: Principal,
+    input: unknown,
+  ): Promise<{ joinToken: JoinToken; token: string }> {
+    const cmd = parseRequest(createJoinTokenCommand, input, 'INVALID_JOIN_TOKEN_REQUEST');
+    await this.tenants.tenant(cmd.tenantId);
+    const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    const joinToken = await this.db.joinToken.create({
+      data: {
+        tenantId: cmd.tenantId,
+        tokenHash: hashJoinToken(token),
+        hint: token.slice(0, TOKEN_PREFIX.length + 4),
+        description: cmd.description,
+        maxUses: cmd.maxUses,
+        deviceNamePrefix: cmd.deviceNamePrefix || null,
+        expiresAt: new Date(Date.now() + cmd.ttlSeconds * 1000),
+        createdBy: principal.subject,
+      },
+    });
+    return { joinToken, token };
+  }
+
+  async list(input: unknown): Promise<{ joinTokens: JoinToken[]; nextPageToken: string }> {
+    const cmd = parseRequest(listCommand, input);
+    const cursor = decodeCursor(
+      cmd.pageToken,
+      (v): v is { c: string; i: string } =>
+        typeof (v as { c?: unknown }).c === 'string' &&
+        typeof (v as { i?: unknown }).i === 'string',
+    );
+    if (cmd.pageToken && !cursor)
+      throw DomainError.invalidArgument('INVALID_PAGE_TOKEN', 'the page token is not valid');
+    const where: Prisma.JoinTokenWhereInput = { tenantId: cmd.tenantId };
+    if (cursor) {
+      const c = new Date(cursor.c);
+      where.OR = [{ createdAt: { lt: c } }, { createdAt: c, id: { lt: cursor.i } }];
+    }
+    const rows = await this.db.joinToken.findMany({
+      where,
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take: cmd.pageSize + 1,
+    });
+    const page = rows.slice(0, cmd.pageSize);
+    const last = page[page.length - 1];
+    return {
+      joinTokens: page,
+      nextPageToken:
+        rows.length > cmd.pageSize && last
+          ? encodeCursor({ c: last.createdAt.toISOString(), i: last.id })
+          : '',
+    };
+  }
+
+  async revoke(tenantId: string, joinTokenId: string): Promise<JoinToken> {
+    const ids = parseRequest(
+      z.object({
+        tenantId: z.string().uuid('must be a UUID'),
+        joinTokenId: z.string().uuid('must be a UUID'),
+      }),
+      { tenantId, joinTokenId },
+    );
+    await this.db.joinToken.updateMany({
+      where: { id: ids.joinTokenId, tenantId: ids.tenantId, revokedAt: null },
+      data: { revokedAt: new Date() },
+    });
+    const token = await this.db.joinToken.findFirst({
+      where: { id: ids.joinTokenId, tenantId: ids.tenantId },
+    });
+    if (!token)
+      throw DomainError.notFound('JOIN_TOKEN_NOT_FOUND', 'no such join token in this tenant');
+    return token;
+  }
+
+  /**
+   * Checks a presented token without taking a use (before the expensive work).
+   * Throws JoinTokenRefused; returns the token's id.
+   */
+  async precheck(
+    token: string,
+    tenantId: string,
+    displayName: string,
+    now = new Date(),
+  ): Promise<string> {
+    const row = TOKEN_FORMAT.test(token)
+      ? await this.db.joinToken.findUnique({ where: { tokenHash: hashJoinToken(token) } })
+      : null;
+    const refusal = refusalOf(row, tenantId, displayName, now);
+    if (refusal)
+      throw new JoinTokenRefused(refusal, row && row.tenantId === tenantId ? row.id : undefined);
+    return row!.id;
+  }
+
+  /**
+   * Takes one use of the token inside the caller's transaction: one atomic
+   * UPDATE whose row lock serializes concurrent registrations.
+   */
+  async consume(
+    tx: Prisma.TransactionClient,
+    token: string,
+    tenantId: string,
+    displayName: string,
+    now = new Date(),
+  ): Promise<string> {
+    const hash = hashJoinToken(token);
+    const taken = await tx.$queryRaw<{ id: string }[]>`
+      UPDATE join_tokens SET use_count = use_count + 1
+       WHERE token_hash = ${hash} AND tenant_id = ${tenantId}::uuid AND revoked_at IS NULL
+         AND expires_at > ${now} AND use_count < max_uses
+         AND (device_name_prefix IS NULL OR starts_with(${displayName}, device_name_prefix))
+      RETURNING id::text AS id`;
+    if (taken[0]) return taken[0].id;
+    const row = await tx.joinToken.findUnique({ where: { tokenHash: hash } });
+    const refusal = refusalOf(row, tenantId, displayName, now) ?? 'join_token_exhausted';
+    throw new JoinTokenRefused(refusal, row && row.tenantId === tenantId ? row.id : undefined);
+  }
+}
+
+function refusalOf(
+  row: JoinToken | null,
+  tenantId: string,
+  displayName: string,
+  now: Date,
+): JoinTokenRefusal | undefined {
+  if (!row) return 'join_token_invalid';
+  if (row.tenantId !== tenantId) return 'join_token_tenant_mismatch';
+  if (row.revokedAt) return 'join_token_revoked';
+  if (row.expiresAt <= now) return 'join_token_expired';
+  if (row.useCount >= row.maxUses) return 'join_token_exhausted';
+  if (row.deviceNamePrefix && !displayName.startsWith(row.deviceNamePrefix))
+    return 'device_name_not_allowed';
+  return undefined;
+}

@@ -1,0 +1,2 @@
+export * from './tpm-structures';
+export * from './tpm-attestation';
