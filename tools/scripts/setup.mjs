@@ -34,6 +34,9 @@ export async function setup({ profile }) {
   await timed('dependencies', () => installIfNeeded());
   const { up } = await import('../stack/stack.mjs');
   await timed('stack (PostgreSQL, Redis, Kafka)', () => up({ log }));
+  // The registration tests drive openssl and a software TPM (swtpm, tpm2-tools).
+  const { ensureTpmTools } = await import('../stack/tpm-tools.mjs');
+  await timed('openssl, swtpm, tpm2-tools', () => ensureTpmTools({ log }));
   const { catalog } = (await import('./services.cjs')).default;
   process.env.LATCHKEY_DB_PREFIX = catalog.profiles[profile].dbPrefix;
   const db = await import('./db.mjs');
