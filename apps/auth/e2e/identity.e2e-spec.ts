@@ -81,7 +81,12 @@ beforeAll(async () => {
     windowSeconds: 60,
     durationSeconds: 12,
   });
-  tenantB = await createTenant(unique('tenant-b'));
+  tenantB = await createTenant(unique('tenant-b'), { threshold: 7 });
+  expect((tenantB as unknown as { lockoutPolicy: object }).lockoutPolicy).toEqual({
+    threshold: 7,
+    windowSeconds: 900,
+    durationSeconds: 900,
+  });
   const a = await seedAccount(tenantA.tenantId, 'admin-a', ['admin']);
   const b = await seedAccount(tenantB.tenantId, 'admin-b', ['admin']);
   adminA = await signIn(auth, a);

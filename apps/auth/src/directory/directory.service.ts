@@ -33,11 +33,15 @@ export const passwordSchema = z
   .min(12, 'must be at least 12 characters')
   .max(1024, 'must be at most 1024 characters');
 
+// Zero (the proto3 default of an unset field) means "keep the default".
+const unsetIfZero = (max: number) =>
+  z.preprocess((v) => (v === 0 ? undefined : v), z.number().int().min(1).max(max).optional());
+
 const lockoutPolicy = z
   .object({
-    threshold: z.number().int().min(1).max(100).optional(),
-    windowSeconds: z.number().int().min(1).max(86_400).optional(),
-    durationSeconds: z.number().int().min(1).max(86_400).optional(),
+    threshold: unsetIfZero(100),
+    windowSeconds: unsetIfZero(86_400),
+    durationSeconds: unsetIfZero(86_400),
   })
   .strict();
 
