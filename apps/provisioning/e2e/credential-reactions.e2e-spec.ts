@@ -19,27 +19,22 @@ import {
 } from '@latchkey/events';
 import { NonceStore } from '@latchkey/service-kit';
 import {
-  grpcAddress,
   grpcClient,
   KAFKA_BROKERS,
   launcher,
-  LOG_DIR,
   Metadata,
-  newDeviceMaterial,
+  type ExtraService,
+  startExtraService,
   TEST_PROFILE,
   type UnaryClient,
 } from '@latchkey/testing';
 import { challengeBinding } from '../src/credentials/challenge-binding';
 import { CredentialEventLog } from './support/credential-events';
-import { startProvisioning, type ProvisioningInstance } from './support/provisioning-instance';
 import { TestTokenIssuer } from './support/token-issuer';
 import { newUserKey, proofOver } from './support/user-keys';
 
-const base = launcher.ports('provisioning', TEST_PROFILE);
-const PORTS = { http: base.http + 58, grpc: base.grpc + 58 };
-
 let issuer: TestTokenIssuer;
-let instance: ProvisioningInstance;
+let instance: ExtraService;
 let client: UnaryClient;
 let redis: Redis;
 let nonces: NonceStore;
@@ -48,8 +43,11 @@ const events = new CredentialEventLog(KAFKA_BROKERS);
 
 beforeAll(async () => {
   issuer = await TestTokenIssuer.start();
-  instance = await startProvisioning(launcher, LOG_DIR, TEST_PROFILE, issuer, PORTS);
-  client = grpcClient('provisioning', instance.grpcAddress);
+  instance = await startExtraService('provisioning', {
+    name: 'test-issuer',
+    env: { AUTH_ISSUER: issuer.issuer, AUTH_JWKS_URL: issuer.jwksUrl },
+  });
+  client = grpcClient('provisioning', instance.grpc);
   redis = new Redis(launcher.serviceEnv('provisioning', TEST_PROFILE).REDIS_URL!);
   nonces = new NonceStore(redis, 300);
   bus = new KafkaEventBus({
@@ -68,30 +66,18 @@ afterAll(async () => {
   redis?.disconnect();
 });
 
-async function registerDevice(tenantId: string): Promise<string> {
-  const registration = grpcClient('registration', grpcAddress('registration'));
-  try {
-    const m = await newDeviceMaterial('laptop');
-    const res = await registration.registerDevice!({
-      tenantId,
-      joinToken: 'join-token-for-skeleton',
-      csrPem: m.csrPem,
-      transportPublicKey: m.transportPublicKey,
-      displayName: 'laptop',
-      osType: 'linux',
-      osVersion: '6.1',
-      joinType: 'JOIN_TYPE_REGISTERED',
-    });
-    return (res.device as { deviceId: string }).deviceId;
-  } finally {
-    registration.close();
-  }
+/**
+ * A device id for CompleteProvisioning, which trusts the challenge's binding and
+ * never asks registration (BeginProvisioning checks real devices: device-bound.e2e-spec.ts).
+ */
+async function aDeviceId(..._unused: string[]): Promise<string> {
+  return Promise.resolve(randomUUID());
 }
 
 /** A user with one provisioned key; returns its ids. */
 async function provisionedUser(tenantId = randomUUID()) {
   const userId = randomUUID();
-  const deviceId = await registerDevice(tenantId);
+  const deviceId = await aDeviceId(tenantId);
   const key = newUserKey();
   const { nonce } = await nonces.issue(challengeBinding(tenantId, deviceId, userId));
   const md = new Metadata();

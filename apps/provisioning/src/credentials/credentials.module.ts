@@ -4,10 +4,8 @@ import { type BatchEventConsumerOptions, Topics } from '@latchkey/events';
 import { NonceStore, REDIS, SERVICE_CONFIG } from '@latchkey/service-kit';
 import type { Redis } from 'ioredis';
 import type { ProvisioningConfig } from '../config';
-import {
-  DEVICE_ASSERTION_VERIFIER,
-  PendingDeviceAssertionVerifier,
-} from '../devices/device-assertion';
+import { DEVICE_ASSERTION_VERIFIER } from '../devices/device-assertion';
+import { RegistrationDeviceAssertions } from '../devices/registration-device-assertions';
 import { RegistrationClient } from '../devices/registration.client';
 import { PoliciesModule } from '../policies/policies.module';
 import { CredentialReactions } from './credential-reactions.service';
@@ -20,7 +18,8 @@ import {
   DeviceCredentialsHttpController,
 } from './credentials.http.controller';
 import { CredentialsService } from './credentials.service';
-import { KEY_ATTESTATION_VERIFIER, UnavailableKeyAttestationVerifier } from './key-attestation';
+import { KEY_ATTESTATION_VERIFIER } from './key-attestation';
+import { TpmKeyAttestationVerifier } from './tpm-key-attestation';
 import { ProvisioningService } from './provisioning.service';
 
 export const CREDENTIAL_EVENTS_CONSUMER = Symbol('CREDENTIAL_EVENTS_CONSUMER');
@@ -51,8 +50,13 @@ export const PROVISIONING_DLQ_TOPIC = 'latchkey.provisioning.dlq.v1';
         new RegistrationClient(config.REGISTRATION_GRPC_ADDRESS, config.REGISTRATION_TIMEOUT_MS),
       inject: [SERVICE_CONFIG],
     },
-    { provide: DEVICE_ASSERTION_VERIFIER, useClass: PendingDeviceAssertionVerifier },
-    { provide: KEY_ATTESTATION_VERIFIER, useClass: UnavailableKeyAttestationVerifier },
+    {
+      provide: DEVICE_ASSERTION_VERIFIER,
+      useFactory: (registration: RegistrationClient, redis: Redis) =>
+        new RegistrationDeviceAssertions(registration, redis),
+      inject: [RegistrationClient, REDIS],
+    },
+    { provide: KEY_ATTESTATION_VERIFIER, useClass: TpmKeyAttestationVerifier },
     {
       provide: CREDENTIAL_EVENTS_CONSUMER,
       useFactory: (

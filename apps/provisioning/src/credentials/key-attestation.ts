@@ -26,15 +26,14 @@ export interface KeyAttestationVerifier {
    */
   verify(
     statement: TpmStatement,
-    expected: { tenantId: string; key: KeyObject; challenge: string },
+    expected: {
+      tenantId: string;
+      key: KeyObject;
+      challenge: string;
+      /** The tenant's TPM roots (key policy). */
+      trustAnchorsPem: string[];
+    },
   ): Promise<KeyAttestationResult>;
 }
 
 export const KEY_ATTESTATION_VERIFIER = Symbol('KEY_ATTESTATION_VERIFIER');
-
-/** Until the shared TPM verifier exists, every attestation is refused (never trusted unchecked). */
-export class UnavailableKeyAttestationVerifier implements KeyAttestationVerifier {
-  verify(): Promise<KeyAttestationResult> {
-    return Promise.reject(new Error('TPM key attestation cannot be verified by this build'));
-  }
-}

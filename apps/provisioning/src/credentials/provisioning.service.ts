@@ -151,6 +151,7 @@ export class ProvisioningService {
           tenantId,
           key: key.key,
           challenge: req.challenge,
+          trustAnchorsPem: policy.tpmRootCertificatesPem,
         }));
       } catch (err) {
         if (err instanceof DomainError && err.kind === 'UNAVAILABLE') throw err;

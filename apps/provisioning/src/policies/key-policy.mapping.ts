@@ -13,5 +13,6 @@ export function toProtoKeyPolicy(p: EffectiveKeyPolicy): provisioningV1.KeyPolic
     maxKeysPerUserDevice: p.maxKeysPerUserDevice,
     keyLifetimeSeconds: p.keyLifetimeSeconds,
     updateTime: p.updatedAt ? toTimestamp(p.updatedAt) : null,
+    tpmRootCertificatesPem: [...p.tpmRootCertificatesPem],
   };
 }

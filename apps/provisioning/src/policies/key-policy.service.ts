@@ -20,6 +20,7 @@ function fromRow(row: KeyPolicyRow): EffectiveKeyPolicy {
     maxKeysPerDevice: row.maxKeysPerDevice,
     maxKeysPerUserDevice: row.maxKeysPerUserDevice,
     keyLifetimeSeconds: row.keyLifetimeSeconds,
+    tpmRootCertificatesPem: row.tpmRootCertificatesPem,
     updatedAt: row.updatedAt,
   };
 }
@@ -36,6 +37,7 @@ export class KeyPolicyService {
           tenantId,
           ...DEFAULT_KEY_POLICY,
           allowedAlgorithms: [...DEFAULT_KEY_POLICY.allowedAlgorithms],
+          tpmRootCertificatesPem: [],
         };
   }
 

@@ -1,4 +1,5 @@
 /** The tenant key policy as the domain sees it, its defaults and its validation. */
+import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 
 export const KEY_ALGORITHMS = ['RS256', 'ES256'] as const;
@@ -13,6 +14,8 @@ export interface KeyPolicyRules {
   maxKeysPerUserDevice: number;
   /** 0 = keys do not expire. */
   keyLifetimeSeconds: number;
+  /** Roots the AIK chains of TPM key attestations must lead to (PEM). */
+  tpmRootCertificatesPem: string[];
 }
 
 export interface EffectiveKeyPolicy extends KeyPolicyRules {
@@ -30,7 +33,17 @@ export const DEFAULT_KEY_POLICY: Readonly<KeyPolicyRules> = Object.freeze({
   maxKeysPerDevice: 10,
   maxKeysPerUserDevice: 1,
   keyLifetimeSeconds: 0,
+  tpmRootCertificatesPem: [],
 });
+
+function isCertificate(pem: string): boolean {
+  try {
+    new X509Certificate(pem);
+    return /^-----BEGIN CERTIFICATE-----/.test(pem.trim());
+  } catch {
+    return false;
+  }
+}
 
 /** An administrator's policy: every field explicit, consistent limits. */
 export const keyPolicyRules = z
@@ -54,6 +67,15 @@ export const keyPolicyRules = z
       .min(0)
       .max(10 * 365 * 86_400, 'must be at most ten years')
       .refine((s) => s === 0 || s >= 3600, 'must be 0 (no expiry) or at least one hour'),
+    tpmRootCertificatesPem: z
+      .array(
+        z
+          .string()
+          .max(16_384)
+          .refine(isCertificate, 'must be a PEM certificate')
+          .transform((s) => s.trim()),
+      )
+      .max(20, 'at most 20 roots'),
   })
   .superRefine((p, ctx) => {
     if (p.maxKeysPerUserDevice > p.maxKeysPerUser)

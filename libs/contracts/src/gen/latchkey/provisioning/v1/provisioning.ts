@@ -75,7 +75,15 @@ export interface KeyPolicy {
    * When an administrator last changed the policy; unset while the tenant
    * uses the defaults.
    */
-  updateTime?: Timestamp | null;
+  updateTime?:
+    | Timestamp
+    | null;
+  /**
+   * The tenant's TPM trust anchors for key attestations (PEM certificates of
+   * the TPM vendors' roots). An AIK chain must lead to one of them; with none,
+   * no TPM attestation is accepted.
+   */
+  tpmRootCertificatesPem: string[];
 }
 
 /** Request of ProvisioningService.GetKeyPolicy. */
