@@ -1,16 +1,18 @@
 #!/usr/bin/env node
-// Provisioning benchmark: completed key provisionings per second and latency
-// percentiles of CompleteProvisioning (gRPC, 127.0.0.1), with C parallel
-// clients for D seconds. Each provisioning is a new user on one of a pool of
-// registered devices: an ES256 key made beforehand (client-side work is not
-// measured), a challenge in the platform nonce store bound to user + device
-// (what BeginProvisioning issues), and the proof signed over it. The service
-// does the whole server side: token check, JWK parse, proof verify, atomic
-// challenge consumption, policy, per-device/per-user locks and limits, the
-// credential and its event in one transaction.
-// Tokens come from a JWKS served by this script (auth's issuer stand-in).
+// Provisioning benchmark: complete key provisionings per second (BeginProvisioning
+// + CompleteProvisioning over gRPC on 127.0.0.1) and their p50/p99 latency, with C
+// parallel clients for D seconds. Each provisioning is a new user on one of a
+// pool of devices enrolled in registration (tenant CA, join token, certificate):
+// Begin checks the token's second factor, the device with registration
+// (GetDevice, GetTenantCaCertificate) and the device assertion, and issues the
+// challenge; Complete parses the key, verifies the proof, consumes the challenge,
+// applies the policy and limits and stores the credential with its event. User
+// key pairs and tokens are made before the clock starts.
+// Tokens come from a JWKS served by this script (auth's issuer stand-in),
+// trusted by the registration and provisioning it starts (profile `bench`).
 //   node tools/bench/provisioning.mjs [concurrency=32] [seconds=10] [--no-setup]
 import { createServer } from 'node:http';
+import { loadavg } from 'node:os';
 import { generateKeyPairSync, randomUUID, webcrypto } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +68,7 @@ async function deviceMaterial(name) {
   });
   const transport = generateKeyPairSync('rsa', { modulusLength: 2048 });
   return {
+    keys,
     csrPem: csr.toString('pem'),
     transportPublicKey: transport.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
   };
@@ -96,30 +99,23 @@ async function jwksServer() {
 
 async function main() {
   if (!process.argv.includes('--no-setup')) await setup({ profile: 'dev' });
+  const { ports, startService, stopChild, waitReady } = require('../scripts/services.cjs');
   const {
-    ports,
-    serviceEnv,
-    startService,
-    stopChild,
-    waitReady,
-  } = require('../scripts/services.cjs');
-  const { NonceStore } = require('../../dist/libs/service-kit/src/index.js');
-  const { Redis } = require('ioredis');
+    createEvent,
+    KafkaEventBus,
+    TenantCreated,
+  } = require('../../dist/libs/events/src/index.js');
 
   const auth = await jwksServer();
+  const env = { AUTH_ISSUER: auth.issuer, AUTH_JWKS_URL: `${auth.issuer}/.well-known/jwks.json` };
   const children = [
-    startService('registration', { profile: PROFILE, logFile: 'tmp/bench/registration.log' }),
-    startService('provisioning', {
-      profile: PROFILE,
-      logFile: 'tmp/bench/provisioning.log',
-      env: { AUTH_ISSUER: auth.issuer, AUTH_JWKS_URL: `${auth.issuer}/.well-known/jwks.json` },
-    }),
+    startService('registration', { profile: PROFILE, logFile: 'tmp/bench/registration.log', env }),
+    startService('provisioning', { profile: PROFILE, logFile: 'tmp/bench/provisioning.log', env }),
   ];
-  const redis = new Redis(serviceEnv('provisioning', PROFILE).REDIS_URL);
+  const bus = new KafkaEventBus({ brokers: ['127.0.0.1:9092'], clientId: 'bench-provisioning' });
   try {
     await waitReady('registration', PROFILE);
     await waitReady('provisioning', PROFILE);
-    const tenantId = randomUUID();
     const registration = grpcClient(
       'registration',
       'RegistrationService',
@@ -130,12 +126,38 @@ async function main() {
       'ProvisioningService',
       `127.0.0.1:${ports('provisioning', PROFILE).grpc}`,
     );
+    // A tenant as auth announces it; registration makes its device CA.
+    const tenantId = randomUUID();
+    await bus.publish([
+      createEvent(TenantCreated, tenantId, {
+        tenantId,
+        name: `bench-${tenantId.slice(0, 8)}`,
+        displayName: 'bench',
+      }),
+    ]);
+    for (let i = 0; ; i++) {
+      const ok = await registration
+        .call('GetTenantCaCertificate')({ tenantId })
+        .then(
+          () => true,
+          () => false,
+        );
+      if (ok) break;
+      if (i > 600) throw new Error('no device CA for the bench tenant');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const adminMd = new Metadata();
+    adminMd.set('authorization', `Bearer ${await auth.token(randomUUID(), tenantId, ['admin'])}`);
     const devices = [];
     for (let i = 0; i < DEVICES; i++) {
       const m = await deviceMaterial(`bench-${i}`);
+      const join = await registration.call('CreateJoinToken')(
+        { tenantId, maxUses: 1, ttlSeconds: 600, deviceNamePrefix: '' },
+        adminMd,
+      );
       const res = await registration.call('RegisterDevice')({
         tenantId,
-        joinToken: 'bench',
+        joinToken: join.token,
         csrPem: m.csrPem,
         transportPublicKey: m.transportPublicKey,
         displayName: `bench-${i}`,
@@ -143,32 +165,24 @@ async function main() {
         osVersion: '6.1',
         joinType: 'JOIN_TYPE_REGISTERED',
       });
-      devices.push(res.device.deviceId);
+      devices.push({ deviceId: res.device.deviceId, key: m.keys.privateKey });
     }
-    const adminMd = new Metadata();
-    adminMd.set('authorization', `Bearer ${await auth.token(randomUUID(), tenantId, ['admin'])}`);
     const { policy } = await provisioning.call('GetKeyPolicy')({ tenantId }, adminMd);
     await provisioning.call('UpdateKeyPolicy')(
       { policy: { ...policy, maxKeysPerDevice: 1000, maxKeysPerUser: 10 } },
       adminMd,
     );
 
-    // Client-side material made before the clock starts.
-    const budget = CONCURRENCY * SECONDS * 400;
+    // Client-side key pairs and tokens made before the clock starts.
     const prepared = [];
-    for (let i = 0; i < Math.min(budget, 20000); i++) {
+    for (let i = 0; i < Math.min(CONCURRENCY * SECONDS * 200, 20000); i++) {
       const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const userId = randomUUID();
       const md = new Metadata();
       md.set('authorization', `Bearer ${await auth.token(userId, tenantId)}`);
-      prepared.push({
-        pair,
-        jwk: JSON.stringify(pair.publicKey.export({ format: 'jwk' })),
-        userId,
-        md,
-      });
+      prepared.push({ pair, jwk: JSON.stringify(pair.publicKey.export({ format: 'jwk' })), md });
     }
-    const nonces = new NonceStore(redis, 300);
+    const begin = provisioning.call('BeginProvisioning');
     const complete = provisioning.call('CompleteProvisioning');
     let next = 0;
     const latencies = [];
@@ -179,21 +193,23 @@ async function main() {
       Array.from({ length: CONCURRENCY }, async () => {
         while (performance.now() < deadline && next < prepared.length) {
           const p = prepared[next];
-          const deviceId = devices[next++ % DEVICES];
-          const { nonce } = await nonces.issue({
-            tenantId,
-            deviceId: `${deviceId}/users/${p.userId}`,
-            purpose: 'provisioning',
-          });
-          const proof = await new CompactSign(new TextEncoder().encode(nonce))
-            .setProtectedHeader({ alg: 'ES256' })
-            .sign(p.pair.privateKey);
+          const device = devices[next++ % DEVICES];
           const s = performance.now();
           try {
+            const deviceAssertion = await new SignJWT({ tid: tenantId, jti: randomUUID() })
+              .setProtectedHeader({ alg: 'ES256', kid: device.deviceId })
+              .setSubject(device.deviceId)
+              .setAudience('latchkey-provisioning')
+              .setIssuedAt()
+              .sign(device.key);
+            const { challenge } = await begin({ deviceId: device.deviceId, deviceAssertion }, p.md);
+            const proof = await new CompactSign(new TextEncoder().encode(challenge))
+              .setProtectedHeader({ alg: 'ES256' })
+              .sign(p.pair.privateKey);
             await complete(
               {
-                deviceId,
-                challenge: nonce,
+                deviceId: device.deviceId,
+                challenge,
                 publicKeyJwk: p.jwk,
                 algorithm: 'ES256',
                 proofOfPossession: proof,
@@ -214,12 +230,15 @@ async function main() {
       `provisioning: ${latencies.length} completed in ${elapsed.toFixed(1)} s with ${CONCURRENCY} clients` +
         ` -> ${(latencies.length / elapsed).toFixed(0)} provisionings/s;` +
         ` latency p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms;` +
-        ` failures ${failures}`,
+        ` failures ${failures}` +
+        ` (load average ${loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')} on this machine)`,
     );
     registration.close();
     provisioning.close();
   } finally {
-    redis.disconnect();
+    await bus.close();
     await Promise.all(children.map((c) => stopChild(c)));
     auth.server.close();
   }
