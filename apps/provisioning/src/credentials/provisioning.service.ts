@@ -96,11 +96,11 @@ export class ProvisioningService {
       return refuse('device_inactive', `the device is ${device.status}`);
 
     try {
-      await this.assertions.verify(req.deviceAssertion, {
-        tenantId,
-        deviceId: req.deviceId,
-        audience: PROVISIONING_AUDIENCE,
-      });
+      await this.assertions.verify(
+        req.deviceAssertion,
+        { tenantId, deviceId: req.deviceId, audience: PROVISIONING_AUDIENCE },
+        device,
+      );
     } catch (err) {
       if (err instanceof DomainError && err.kind === 'UNAVAILABLE') throw err;
       return refuse('bad_device_assertion');

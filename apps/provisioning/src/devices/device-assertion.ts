@@ -12,8 +12,15 @@ export interface ExpectedDeviceAssertion {
 }
 
 export interface DeviceAssertionVerifier {
-  /** Resolves when the assertion is valid for `expected`; rejects with a DomainError otherwise. */
-  verify(assertion: string, expected: ExpectedDeviceAssertion): Promise<void>;
+  /**
+   * Resolves when the assertion is valid for `expected`; rejects with a DomainError otherwise.
+   * `device` is what the caller just read from registration (saves a second lookup).
+   */
+  verify(
+    assertion: string,
+    expected: ExpectedDeviceAssertion,
+    device?: { status: string; certificatePem: string },
+  ): Promise<void>;
 }
 
 export const DEVICE_ASSERTION_VERIFIER = Symbol('DEVICE_ASSERTION_VERIFIER');

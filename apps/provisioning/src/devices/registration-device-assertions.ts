@@ -13,22 +13,47 @@ import {
 } from './device-assertion';
 import type { RegistrationClient } from './registration.client';
 
-export class RegistrationDeviceAssertions implements DeviceAssertionVerifier {
-  private readonly verifier: SharedVerifier;
+/** Tenant CA certificates change only when a CA is replaced: keep them a minute. */
+const CA_CACHE_MS = 60_000;
 
-  constructor(registration: RegistrationClient, redis: Redis) {
-    this.verifier = new SharedVerifier(
+export class RegistrationDeviceAssertions implements DeviceAssertionVerifier {
+  private readonly caCache = new Map<string, { pem: string; until: number }>();
+
+  constructor(
+    private readonly registration: RegistrationClient,
+    private readonly redis: Redis,
+  ) {}
+
+  private async tenantCa(tenantId: string): Promise<string | null> {
+    const hit = this.caCache.get(tenantId);
+    if (hit && hit.until > Date.now()) return hit.pem;
+    const pem = await this.registration.tenantCaCertificate(tenantId);
+    if (pem) {
+      if (this.caCache.size > 10_000) this.caCache.clear();
+      this.caCache.set(tenantId, { pem, until: Date.now() + CA_CACHE_MS });
+    }
+    return pem;
+  }
+
+  async verify(
+    assertion: string,
+    expected: ExpectedDeviceAssertion,
+    known?: { status: string; certificatePem: string },
+  ): Promise<void> {
+    const verifier = new SharedVerifier(
       {
-        tenantCaCertificate: (tenantId) => registration.tenantCaCertificate(tenantId),
+        tenantCaCertificate: (tenantId) => this.tenantCa(tenantId),
         device: async (tenantId, deviceId) => {
-          const d = await registration.getDevice(tenantId, deviceId);
+          if (known && tenantId === expected.tenantId && deviceId === expected.deviceId)
+            return known.certificatePem ? known : null;
+          const d = await this.registration.getDevice(tenantId, deviceId);
           return d?.certificatePem ? { status: d.status, certificatePem: d.certificatePem } : null;
         },
       },
       {
         audience: PROVISIONING_AUDIENCE,
         rememberJti: async (jti, expiresAt) =>
-          (await redis.set(
+          (await this.redis.set(
             `latchkey:device-jti:${PROVISIONING_AUDIENCE}:${jti}`,
             '1',
             'PX',
@@ -37,11 +62,8 @@ export class RegistrationDeviceAssertions implements DeviceAssertionVerifier {
           )) === 'OK',
       },
     );
-  }
-
-  async verify(assertion: string, expected: ExpectedDeviceAssertion): Promise<void> {
     try {
-      await this.verifier.verify(assertion, {
+      await verifier.verify(assertion, {
         tenantId: expected.tenantId,
         deviceId: expected.deviceId,
       });
