@@ -12,6 +12,7 @@
 // trusted by the registration and provisioning it starts (profile `bench`).
 //   node tools/bench/provisioning.mjs [concurrency=32] [seconds=10] [--no-setup]
 import { createServer } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { generateKeyPairSync, randomUUID, webcrypto } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -74,6 +75,30 @@ async function deviceMaterial(name) {
   };
 }
 
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitReady(httpPort, child) {
+  for (let i = 0; i < 1200; i++) {
+    if (child.exitCode !== null) throw new Error(`a service exited with ${child.exitCode}`);
+    const ok = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`not ready on ${httpPort}`);
+}
+
 async function jwksServer() {
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'ES256' };
@@ -99,7 +124,7 @@ async function jwksServer() {
 
 async function main() {
   if (!process.argv.includes('--no-setup')) await setup({ profile: 'dev' });
-  const { ports, startService, stopChild, waitReady } = require('../scripts/services.cjs');
+  const { startService, stopChild } = require('../scripts/services.cjs');
   const {
     createEvent,
     KafkaEventBus,
@@ -108,23 +133,35 @@ async function main() {
 
   const auth = await jwksServer();
   const env = { AUTH_ISSUER: auth.issuer, AUTH_JWKS_URL: `${auth.issuer}/.well-known/jwks.json` };
+  // Free ports of our own: another run of the `bench` profile may hold the fixed ones.
+  const reg = { http: await freePort(), grpc: await freePort() };
+  const prov = { http: await freePort(), grpc: await freePort() };
   const children = [
-    startService('registration', { profile: PROFILE, logFile: 'tmp/bench/registration.log', env }),
-    startService('provisioning', { profile: PROFILE, logFile: 'tmp/bench/provisioning.log', env }),
+    startService('registration', {
+      profile: PROFILE,
+      logFile: 'tmp/bench/registration.log',
+      env: { ...env, HTTP_PORT: String(reg.http), GRPC_PORT: String(reg.grpc) },
+    }),
+    startService('provisioning', {
+      profile: PROFILE,
+      logFile: 'tmp/bench/provisioning.log',
+      env: {
+        ...env,
+        HTTP_PORT: String(prov.http),
+        GRPC_PORT: String(prov.grpc),
+        REGISTRATION_GRPC_ADDRESS: `127.0.0.1:${reg.grpc}`,
+      },
+    }),
   ];
   const bus = new KafkaEventBus({ brokers: ['127.0.0.1:9092'], clientId: 'bench-provisioning' });
   try {
-    await waitReady('registration', PROFILE);
-    await waitReady('provisioning', PROFILE);
-    const registration = grpcClient(
-      'registration',
-      'RegistrationService',
-      `127.0.0.1:${ports('registration', PROFILE).grpc}`,
-    );
+    await waitReady(reg.http, children[0]);
+    await waitReady(prov.http, children[1]);
+    const registration = grpcClient('registration', 'RegistrationService', `127.0.0.1:${reg.grpc}`);
     const provisioning = grpcClient(
       'provisioning',
       'ProvisioningService',
-      `127.0.0.1:${ports('provisioning', PROFILE).grpc}`,
+      `127.0.0.1:${prov.grpc}`,
     );
     // A tenant as auth announces it; registration makes its device CA.
     const tenantId = randomUUID();
