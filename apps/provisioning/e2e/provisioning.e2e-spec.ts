@@ -675,3 +675,71 @@ describe('credential lifecycle', () => {
     });
   });
 });
+
+describe('HTTPS JSON face', () => {
+  async function http(method: string, path: string, token: string, body?: unknown) {
+    const res = await fetch(`${instance.http}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return {
+      status: res.status,
+      type: res.headers.get('content-type') ?? '',
+      body: (text ? JSON.parse(text) : {}) as Record<string, unknown>,
+    };
+  }
+
+  it('provisions, lists and revokes over HTTP with the gRPC semantics', async () => {
+    const user = new Actor(randomUUID());
+    const deviceId = await aDeviceId();
+    const key = newUserKey();
+    const challenge = await challengeFor(user, deviceId);
+    const token = await user.token();
+    const created = await http('POST', '/v1/credentials', token, {
+      deviceId,
+      challenge,
+      publicKeyJwk: JSON.parse(key.publicKeyJwk) as object,
+      algorithm: 'ES256',
+      proofOfPossession: await proofOver(challenge, key),
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.credential).toMatchObject({ credentialId: key.expectedCredentialId });
+    const listed = await http(
+      'GET',
+      `/v1/tenants/${user.tenantId}/credentials?status=active`,
+      token,
+    );
+    expect((listed.body.credentials as ProtoCredential[]).map((c) => c.credentialId)).toEqual([
+      key.expectedCredentialId,
+    ]);
+    const revoked = await http(
+      'POST',
+      `/v1/tenants/${user.tenantId}/credentials/${key.expectedCredentialId}/revoke`,
+      token,
+      { reason: 'replaced laptop' },
+    );
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.credential).toMatchObject({ status: 'CREDENTIAL_STATUS_REVOKED' });
+  });
+
+  it('answers a refusal with problem+json and the same reason', async () => {
+    const user = new Actor(randomUUID());
+    const deviceId = await aDeviceId();
+    const key = newUserKey();
+    const res = await http('POST', '/v1/credentials', await user.token(), {
+      deviceId,
+      challenge: 'A'.repeat(43),
+      publicKeyJwk: key.publicKeyJwk,
+      algorithm: 'ES256',
+      proofOfPossession: await proofOver('A'.repeat(43), key),
+    });
+    expect(res.status).toBe(412);
+    expect(res.type).toMatch(/application\/problem\+json/);
+    expect(res.body).toMatchObject({ reason: 'CHALLENGE_UNKNOWN_OR_USED', status: 412 });
+  });
+});
