@@ -213,8 +213,11 @@ export class DeviceRegistry {
       try {
         const transport = parsePublicKey(cmd.transportPublicKey);
         describeDeviceKey(transport);
-        transportThumbprint = publicKeyThumbprint(transport);
-        transportPem = transport.export({ type: 'spki', format: 'pem' }).toString();
+        const der = transport.export({ type: 'spki', format: 'der' });
+        transportThumbprint = publicKeyThumbprint(der);
+        transportPem = cmd.transportPublicKey.trim().startsWith('{')
+          ? transport.export({ type: 'spki', format: 'pem' }).toString()
+          : cmd.transportPublicKey.trim() + '\n';
       } catch (err) {
         x509Failure(err, 'transportPublicKey');
       }
@@ -262,8 +265,6 @@ export class DeviceRegistry {
         validityDays: tenant.certificateValidityDays,
       });
       const device = await this.db.$transaction(async (tx) => {
-        if (enrollment === 'join_token')
-          await this.joinTokens.consume(tx, cmd.joinToken, cmd.tenantId, cmd.displayName);
         const created = await tx.device.create({
           data: {
             id: deviceId,
@@ -312,6 +313,10 @@ export class DeviceRegistry {
           actorId,
         });
         await tx.outboxEvent.create({ data: outboxRecord(event) });
+        // Last: the token's row lock (which serializes registrations with one token) is held
+        // only until the commit that follows. No use left: everything above rolls back.
+        if (enrollment === 'join_token')
+          await this.joinTokens.consume(tx, cmd.joinToken, cmd.tenantId, cmd.displayName);
         return created;
       });
       this.relay.notify();

@@ -3,7 +3,15 @@
  * root), device certificates and CRLs. The private key is handed out only as
  * PKCS#8 DER for envelope encryption by the caller; it is never logged.
  */
-import { createHash, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  randomBytes,
+  sign as signWithKey,
+  type KeyObject,
+} from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import * as asn1X509 from '@peculiar/asn1-x509';
 import { webcrypto, type WebCryptoKey, x509 } from './provider';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
@@ -127,14 +135,41 @@ export function deviceUrn(tenantId: string, deviceId: string): string {
   return `urn:latchkey:tenant:${tenantId}:device:${deviceId}`;
 }
 
-/** A loaded tenant CA that signs device certificates and CRLs. */
+/** ecdsa-with-SHA256: how the tenant CA (EC P-256) signs. */
+const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
+
+function pem(label: string, der: Buffer): string {
+  const lines = der.toString('base64').replace(/(.{64})/g, '$1\n');
+  return `-----BEGIN ${label}-----\n${lines}${lines.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
+}
+
+/**
+ * A loaded tenant CA that signs device certificates and CRLs. Device
+ * certificates are assembled from @peculiar/asn1-x509 structures (the parts
+ * every certificate shares are built once) and signed with node:crypto: one
+ * registration costs one native ECDSA signature, not a WebCrypto round trip.
+ */
 export class DeviceCertificateAuthority {
+  private readonly issuerName: asn1X509.Name;
+  private readonly algorithm: asn1X509.AlgorithmIdentifier;
+  private readonly sharedExtensions: asn1X509.Extension[];
+
   private constructor(
     readonly certificate: x509.X509Certificate,
     readonly parentChainPem: readonly string[],
     private readonly signingKey: WebCryptoKey,
+    private readonly privateKey: KeyObject,
     private readonly authorityKeyId: x509.AuthorityKeyIdentifierExtension,
-  ) {}
+  ) {
+    this.issuerName = AsnConvert.parse(certificate.subjectName.toArrayBuffer(), asn1X509.Name);
+    this.algorithm = new asn1X509.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 });
+    this.sharedExtensions = [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+      authorityKeyId,
+    ].map((e) => AsnConvert.parse(e.rawData, asn1X509.Extension));
+  }
 
   static async load(material: DeviceCaMaterial): Promise<DeviceCertificateAuthority> {
     const certificate = new x509.X509Certificate(material.certificatePem);
@@ -145,8 +180,19 @@ export class DeviceCertificateAuthority {
       false,
       ['sign'],
     );
+    const privateKey = createPrivateKey({
+      key: material.privateKeyPkcs8,
+      format: 'der',
+      type: 'pkcs8',
+    });
     const aki = await x509.AuthorityKeyIdentifierExtension.create(certificate);
-    return new DeviceCertificateAuthority(certificate, material.parentChainPem, signingKey, aki);
+    return new DeviceCertificateAuthority(
+      certificate,
+      material.parentChainPem,
+      signingKey,
+      privateKey,
+      aki,
+    );
   }
 
   get certificatePem(): string {
@@ -170,30 +216,41 @@ export class DeviceCertificateAuthority {
     const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const notAfter = new Date(notBefore.getTime() + params.validityDays * 86_400_000);
     const serialHex = randomSerialHex();
-    const publicKey = new x509.PublicKey(params.spki);
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: serialHex,
-      subject: [{ CN: [params.deviceId] }],
-      issuer: this.certificate.subjectName,
-      notBefore,
-      notAfter,
-      publicKey,
-      signingKey: this.signingKey,
-      signingAlgorithm: SIGNING,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
-        new x509.SubjectAlternativeNameExtension([
-          { type: 'url', value: deviceUrn(params.tenantId, params.deviceId) },
-        ]),
-        this.authorityKeyId,
-        new x509.SubjectKeyIdentifierExtension(
-          createHash('sha1').update(params.spki).digest('hex'),
+    const extension = (e: x509.Extension) => AsnConvert.parse(e.rawData, asn1X509.Extension);
+    const tbs = new asn1X509.TBSCertificate({
+      version: asn1X509.Version.v3,
+      serialNumber: new Uint8Array(Buffer.from(serialHex, 'hex')).buffer,
+      signature: this.algorithm,
+      issuer: this.issuerName,
+      validity: new asn1X509.Validity({ notBefore, notAfter }),
+      subject: AsnConvert.parse(
+        new x509.Name([{ CN: [params.deviceId] }]).toArrayBuffer(),
+        asn1X509.Name,
+      ),
+      subjectPublicKeyInfo: AsnConvert.parse(params.spki, asn1X509.SubjectPublicKeyInfo),
+      extensions: new asn1X509.Extensions([
+        ...this.sharedExtensions,
+        extension(
+          new x509.SubjectAlternativeNameExtension([
+            { type: 'url', value: deviceUrn(params.tenantId, params.deviceId) },
+          ]),
         ),
-      ],
+        extension(
+          new x509.SubjectKeyIdentifierExtension(
+            createHash('sha1').update(params.spki).digest('hex'),
+          ),
+        ),
+      ]),
     });
-    return { serialHex, certificatePem: cert.toString('pem'), notBefore, notAfter };
+    const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
+    const signature = signWithKey('sha256', tbsDer, { key: this.privateKey, dsaEncoding: 'der' });
+    const cert = new asn1X509.Certificate({
+      tbsCertificate: tbs,
+      signatureAlgorithm: this.algorithm,
+      signatureValue: new Uint8Array(signature).buffer,
+    });
+    const der = Buffer.from(AsnConvert.serialize(cert));
+    return { serialHex, certificatePem: pem('CERTIFICATE', der), notBefore, notAfter };
   }
 
   /** A CRL (DER) listing the revoked certificates, signed by this CA. */

@@ -63,8 +63,7 @@ export function parsePublicKey(text: string): KeyObject {
 }
 
 /** SHA-256 of the DER SubjectPublicKeyInfo, base64url: the key's thumbprint in latchkey. */
-export function publicKeyThumbprint(key: KeyObject): string {
-  return createHash('sha256')
-    .update(key.export({ type: 'spki', format: 'der' }))
-    .digest('base64url');
+export function publicKeyThumbprint(key: KeyObject | Buffer): string {
+  const spki = Buffer.isBuffer(key) ? key : key.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(spki).digest('base64url');
 }

@@ -1,0 +1,268 @@
+#!/usr/bin/env node
+// Registration benchmark: device registrations per second and latency
+// percentiles of RegisterDevice (gRPC, 127.0.0.1) from C parallel calls over
+// several channels for D seconds, each a new device (EC P-256 device key and
+// CSR, transport key, all made before the clock starts) enrolled with a
+// multi-use join token. The service does the whole server side: join-token
+// check and atomic use, CSR parse + signature + key policy, transport key, the
+// certificate signed by the tenant CA, device + certificate + outbox event in
+// one transaction. In the same run, this process measures the bare crypto of
+// one registration with the same library (CSR verify + certificate sign), as
+// the ceiling.
+// Target (issue #4): >= 500 registrations/s on 2 cores, >= 50% of the crypto rate.
+//
+//   node tools/bench/registration.mjs [--seconds 10] [--concurrency 32] [--channels 4] [--no-setup]
+//        [--external --jwks-port P]   (a registration already running on the bench ports, trusting
+//                                      http://127.0.0.1:P as AUTH_ISSUER: e.g. under a profiler)
+// Tenant: announced on Kafka as auth does (tenant.created); admin tokens from a
+// JWKS served by this script (auth's issuer stand-in).
+import { createServer } from 'node:http';
+import { generateKeyPairSync, randomUUID, webcrypto } from 'node:crypto';
+import { availableParallelism, loadavg } from 'node:os';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { credentials, loadPackageDefinition, Metadata } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import * as x509 from '@peculiar/x509';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { setup } from '../scripts/setup.mjs';
+
+const require = createRequire(import.meta.url);
+const launcher = require('../scripts/services.cjs');
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : dflt;
+};
+const SECONDS = opt('seconds', 10);
+const CONCURRENCY = opt('concurrency', 32);
+const CHANNELS = opt('channels', 4);
+const PROFILE = 'bench';
+const TARGET = 500;
+
+x509.cryptoProvider.set(webcrypto);
+
+const pct = (sorted, p) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+const fmt = (x) => Math.round(x).toLocaleString('en-US');
+
+function registrationClients(address) {
+  const def = loadSync('latchkey/registration/v1/registration.proto', {
+    keepCase: false,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+    includeDirs: [path.join(launcher.root, 'proto')],
+  });
+  const Ctor = loadPackageDefinition(def).latchkey.registration.v1.RegistrationService;
+  return Array.from({ length: CHANNELS }, (_, i) => {
+    // A distinct channel option per client: grpc-js would otherwise share one subchannel.
+    const raw = new Ctor(address, credentials.createInsecure(), { 'latchkey.bench.channel': i });
+    const call = (method, req, md = new Metadata()) =>
+      new Promise((resolve, reject) =>
+        raw[method](req, md, { deadline: Date.now() + 30_000 }, (e, r) =>
+          e ? reject(e) : resolve(r),
+        ),
+      );
+    return { call, close: () => raw.close() };
+  });
+}
+
+async function jwksServer() {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'ES256' };
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  await new Promise((r) => server.listen(opt('jwks-port', 0), '127.0.0.1', r));
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const adminToken = (tid) => {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ tid, roles: ['admin'], scope: '', amr: ['pwd', 'otp'], auth_time: now })
+      .setProtectedHeader({ alg: 'ES256', kid: 'bench' })
+      .setIssuer(issuer)
+      .setAudience('latchkey')
+      .setSubject(randomUUID())
+      .setIssuedAt(now)
+      .setExpirationTime(now + 3600)
+      .sign(privateKey);
+  };
+  return { server, issuer, adminToken };
+}
+
+/** A new device's request material, as a device makes it (not measured). */
+async function deviceMaterial() {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = await webcrypto.subtle.generateKey(alg, false, ['sign', 'verify']);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: 'CN=bench',
+    keys,
+    signingAlgorithm: alg,
+  });
+  const transport = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return {
+    csrPem: csr.toString('pem'),
+    transportPublicKey: transport.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  };
+}
+
+/** Runs `op(i)` from CONCURRENCY loops for `seconds`; rate and latency percentiles (ms). */
+async function drive(op, seconds, concurrency = CONCURRENCY) {
+  const latencies = [];
+  let errors = 0;
+  let firstError;
+  const deadline = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, i) => {
+      while (performance.now() < deadline) {
+        const s = performance.now();
+        try {
+          if ((await op(i)) === false) return;
+          latencies.push(performance.now() - s);
+        } catch (err) {
+          errors++;
+          firstError ??= err;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    rate: latencies.length / elapsed,
+    p50: pct(latencies, 50) ?? NaN,
+    p99: pct(latencies, 99) ?? NaN,
+    count: latencies.length,
+    errors,
+    firstError,
+  };
+}
+
+async function main() {
+  if (!argv.includes('--no-setup')) await setup({ profile: 'dev' });
+  const {
+    createEvent,
+    KafkaEventBus,
+    TenantCreated,
+  } = require('../../dist/libs/events/src/index.js');
+  const crypto = require('../../dist/libs/crypto/src/index.js');
+
+  const auth = await jwksServer();
+  const child = argv.includes('--external')
+    ? undefined
+    : launcher.startService('registration', {
+        profile: PROFILE,
+        logFile: path.join(launcher.root, 'tmp/bench/registration.log'),
+        env: { AUTH_ISSUER: auth.issuer, AUTH_JWKS_URL: `${auth.issuer}/.well-known/jwks.json` },
+      });
+  const bus = new KafkaEventBus({
+    brokers: [launcher.catalog.kafka],
+    clientId: 'bench-registration',
+  });
+  try {
+    await launcher.waitReady('registration', PROFILE, { child, timeoutMs: 60_000 });
+    const clients = registrationClients(
+      `127.0.0.1:${launcher.ports('registration', PROFILE).grpc}`,
+    );
+    const tenantId = randomUUID();
+    await bus.publish([
+      createEvent(TenantCreated, tenantId, {
+        tenantId,
+        name: `bench-${tenantId.slice(0, 8)}`,
+        displayName: 'Benchmark tenant',
+      }),
+    ]);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        await clients[0].call('getTenantCaCertificate', { tenantId });
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`the tenant CA did not appear: ${err.message}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    const admin = new Metadata();
+    admin.set('authorization', `Bearer ${await auth.adminToken(tenantId)}`);
+
+    // Client-side material, before the clock.
+    const needed = Math.min(40_000, Math.ceil((SECONDS + 2) * 1500));
+    const material = [];
+    for (let i = 0; i < needed; i++) material.push(await deviceMaterial());
+    const tokens = [];
+    for (let i = 0; i < Math.ceil(needed / 10_000); i++) {
+      const res = await clients[0].call(
+        'createJoinToken',
+        { tenantId, maxUses: 10_000, ttlSeconds: 3600, description: 'benchmark' },
+        admin,
+      );
+      tokens.push(res.token);
+    }
+
+    let next = 0;
+    const register = async (i) => {
+      const n = next++;
+      if (n >= material.length) return false;
+      const m = material[n];
+      await clients[i % clients.length].call('registerDevice', {
+        tenantId,
+        joinToken: tokens[Math.floor(n / 10_000)],
+        csrPem: m.csrPem,
+        transportPublicKey: m.transportPublicKey,
+        displayName: `bench-${n}`,
+        osType: 'linux',
+        osVersion: '6.1',
+        joinType: 'JOIN_TYPE_JOINED',
+      });
+    };
+    await drive(register, 2); // warm-up (JIT, pools, CA cache)
+    const service = await drive(register, SECONDS);
+    for (const c of clients) c.close();
+
+    // The same crypto in this one process: CSR verify (proof of possession, key policy) + certificate sign.
+    const ca = await crypto.DeviceCertificateAuthority.load(
+      await crypto.createDeviceCa({ tenantId }),
+    );
+    let k = 0;
+    const cryptoOnly = await drive(
+      async () => {
+        const csr = await crypto.verifyDeviceCsr(material[k++ % material.length].csrPem);
+        await ca.issue({ tenantId, deviceId: randomUUID(), spki: csr.spki, validityDays: 365 });
+      },
+      Math.min(SECONDS, 5),
+      16,
+    );
+
+    console.log(
+      `registration benchmark: ${SECONDS} s, ${CHANNELS} gRPC channels, ${CONCURRENCY} in flight, 127.0.0.1, EC P-256 devices`,
+    );
+    console.log(
+      `  RegisterDevice (gRPC):       ${fmt(service.rate)} registrations/s  p50 ${service.p50.toFixed(1)} ms  p99 ${service.p99.toFixed(1)} ms  (${service.count} registered, ${service.errors} errors)`,
+    );
+    if (service.firstError) console.log(`    first error: ${service.firstError.message}`);
+    console.log(
+      `  CSR verify + cert sign only: ${fmt(cryptoOnly.rate)} /s  p50 ${cryptoOnly.p50.toFixed(2)} ms  (same run, one process, @latchkey/crypto)`,
+    );
+    console.log(
+      `  load average: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} on ${availableParallelism()} cores`,
+    );
+    const ratio = service.rate / cryptoOnly.rate;
+    console.log(
+      `  service/crypto: ${(ratio * 100).toFixed(0)}%   target >= ${TARGET}/s: ${service.rate >= TARGET ? 'met' : 'NOT met'}; >= 50% of crypto: ${ratio >= 0.5 ? 'met' : 'NOT met'}`,
+    );
+  } finally {
+    await bus.close();
+    if (child) await launcher.stopChild(child);
+    auth.server.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(`registration benchmark failed: ${err.stack ?? err}`);
+  process.exit(1);
+});
