@@ -8,7 +8,7 @@
 // RSS <= 300 MB and flat across 1,000,000 events.
 //
 //   node tools/bench/audit-ingest.mjs [--events 1000000] [--tenants 100] [--no-stream]
-//                                     [--skip-build] [--keep]
+//                                     [--heap-mb <MiB>] [--skip-build] [--keep]
 // Uses a scratch database (latchkey_bench_audit_ingest) and topics bench.audit.ingest.<id>.*,
 // removed at the end unless --keep. Needs the stack up and a build (done unless --skip-build).
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -30,6 +30,7 @@ const { values: opt } = parseArgs({
     'no-stream': { type: 'boolean', default: false },
     'skip-build': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    'heap-mb': { type: 'string' },
   },
 });
 const N = Number(opt.events);
@@ -170,15 +171,20 @@ async function auditIngest(db) {
       AUDIT_STREAM_ENABLED: opt['no-stream'] ? 'false' : 'true',
       AUTH_ISSUER: 'http://127.0.0.1:9',
       OTEL_SDK_DISABLED: 'true',
+      // Optional heap cap (what a deployment's memory limit would impose).
+      ...(opt['heap-mb'] ? { NODE_OPTIONS: `--max-old-space-size=${opt['heap-mb']}` } : {}),
     },
   });
+  const stop = () => child.kill('SIGKILL');
+  process.once('SIGINT', stop).once('SIGTERM', stop);
   const samples = [];
   let t0;
   let stored = 0;
   let streamed = 0;
   try {
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`audit exited with ${child.exitCode}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`audit exited (${child.exitCode ?? child.signalCode})`);
       const { rows } = await db.query(
         `SELECT coalesce(sum(seq), 0)::bigint AS n, coalesce(sum(streamed_seq), 0)::bigint AS s
            FROM audit_chain_heads`,

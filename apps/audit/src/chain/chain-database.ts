@@ -53,6 +53,16 @@ export class ChainDatabase implements OnApplicationShutdown {
     }
   }
 
+  /** One connection, outside any transaction (for session-level advisory locks). */
+  async withClient<T>(fn: (client: SqlTx) => Promise<T>): Promise<T> {
+    const client: PoolClient = await this.pool.connect();
+    try {
+      return await fn(client as unknown as SqlTx);
+    } finally {
+      client.release();
+    }
+  }
+
   async onApplicationShutdown(): Promise<void> {
     await this.pool.end();
   }

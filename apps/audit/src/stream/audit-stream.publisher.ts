@@ -17,11 +17,11 @@ import { AuditCheckpointPublished, AuditRecordPublished } from '@latchkey/events
 import { SERVICE_LOGGER } from '@latchkey/service-kit';
 import type { Logger } from 'pino';
 import { type AuditConfig, AUDIT_CONFIG } from '../config';
-import { ChainDatabase } from '../chain/chain-database';
+import { ChainDatabase, type SqlTx } from '../chain/chain-database';
 import { ChainWriter } from '../chain/chain-writer';
 
-const TENANTS_PER_ROUND = 200;
-const RECORDS_PER_TENANT = 2000;
+const TENANTS_PER_ROUND = 100;
+const RECORDS_PER_TENANT = 200;
 const MAX_SEND_BYTES = 512 * 1024;
 
 interface StreamRow {
@@ -97,82 +97,92 @@ export class AuditStreamPublisher implements OnApplicationBootstrap, OnApplicati
 
   /** One round: publishes what is pending for up to TENANTS_PER_ROUND tenants. */
   async publishRound(): Promise<number> {
-    return this.chain.transaction(async (tx) => {
+    // A session lock (not a transaction): reading, publishing and advancing the cursors
+    // hold no row locks that the chain writers would wait for. A crash ends the session.
+    return this.chain.withClient(async (tx) => {
       const { rows: lock } = await tx.query<{ locked: boolean }>(
-        `SELECT pg_try_advisory_xact_lock(hashtext('audit:stream')) AS locked`,
+        `SELECT pg_try_advisory_lock(hashtext('audit:stream')) AS locked`,
       );
       if (!lock[0]?.locked) return 0;
-      const { rows: heads } = await tx.query<{
-        tenant_id: string;
-        streamed_seq: string;
-        streamed_checkpoint_seq: string;
-      }>(
-        `SELECT tenant_id, streamed_seq, streamed_checkpoint_seq FROM audit_chain_heads
-          WHERE streamed_seq < seq OR streamed_checkpoint_seq < checkpoint_seq
-          ORDER BY updated_at LIMIT ${TENANTS_PER_ROUND}`,
-      );
-      if (!heads.length) return 0;
-      // record::text is PostgreSQL's rendering of the jsonb (not canonical): consumers
-      // canonicalize before hashing, so it is embedded as is, never re-parsed here.
-      const { rows } = await tx.query<StreamRow>(
-        `WITH h AS (
-           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
-             AS x(tenant_id, streamed_seq, streamed_checkpoint_seq)),
-         r AS (
-           SELECT 'record' AS kind, a.tenant_id, a.seq, a.hash, a.time, a.prev_hash,
-                  a.record::text AS record, NULL::text AS kid, NULL::text AS signature
-             FROM h CROSS JOIN LATERAL (
-               SELECT * FROM audit_records ar
-                WHERE ar.tenant_id = h.tenant_id AND ar.seq > h.streamed_seq
-                ORDER BY ar.seq LIMIT ${RECORDS_PER_TENANT}) a),
-         lim AS (
-           SELECT h.tenant_id, greatest(h.streamed_seq, coalesce(max(r.seq), 0)) AS upto
-             FROM h LEFT JOIN r ON r.tenant_id = h.tenant_id GROUP BY h.tenant_id, h.streamed_seq),
-         c AS (
-           SELECT 'checkpoint' AS kind, c.tenant_id, c.seq, c.hash, c.time, NULL::text, NULL::text,
-                  c.kid, c.signature
-             FROM h JOIN lim ON lim.tenant_id = h.tenant_id
-             JOIN audit_checkpoints c ON c.tenant_id = h.tenant_id
-              AND c.seq > h.streamed_checkpoint_seq AND c.seq <= lim.upto)
-         SELECT kind, tenant_id, seq::text AS seq, hash, time, prev_hash, record, kid, signature
-           FROM (SELECT * FROM r UNION ALL SELECT * FROM c) u
-          ORDER BY u.tenant_id, u.seq, u.kind DESC`,
-        [
-          heads.map((x) => x.tenant_id),
-          heads.map((x) => x.streamed_seq),
-          heads.map((x) => x.streamed_checkpoint_seq),
-        ],
-      );
-      if (!rows.length) return 0;
-      const messages = rows.map((row) => this.toMessage(row));
-      // In sends well below the broker's batch limit (1 MiB by default), in order.
-      for (let i = 0, bytes = 0, from = 0; i <= messages.length; i++) {
-        const size = i < messages.length ? messages[i]!.value.length + 512 : 0;
-        if (i === messages.length || (bytes + size > MAX_SEND_BYTES && i > from)) {
-          await this.bus.publishRaw(this.config.AUDIT_STREAM_TOPIC, messages.slice(from, i));
-          from = i;
-          bytes = 0;
-        }
-        bytes += size;
+      try {
+        return await this.publishPending(tx);
+      } finally {
+        await tx.query(`SELECT pg_advisory_unlock(hashtext('audit:stream'))`);
       }
-      const progress = new Map<string, { records: string; checkpoints: string }>();
-      for (const row of rows) {
-        const p = progress.get(row.tenant_id) ?? { records: '0', checkpoints: '0' };
-        if (row.kind === 'record') p.records = row.seq;
-        else p.checkpoints = row.seq;
-        progress.set(row.tenant_id, p);
-      }
-      const list = [...progress];
-      await tx.query(
-        `UPDATE audit_chain_heads h
-            SET streamed_seq = greatest(h.streamed_seq, x.r),
-                streamed_checkpoint_seq = greatest(h.streamed_checkpoint_seq, x.c)
-           FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(t, r, c)
-          WHERE h.tenant_id = x.t`,
-        [list.map(([t]) => t), list.map(([, p]) => p.records), list.map(([, p]) => p.checkpoints)],
-      );
-      return rows.length;
     });
+  }
+
+  private async publishPending(tx: SqlTx): Promise<number> {
+    const { rows: heads } = await tx.query<{
+      tenant_id: string;
+      streamed_seq: string;
+      streamed_checkpoint_seq: string;
+    }>(
+      `SELECT tenant_id, streamed_seq, streamed_checkpoint_seq FROM audit_chain_heads
+        WHERE streamed_seq < seq OR streamed_checkpoint_seq < checkpoint_seq
+        ORDER BY updated_at LIMIT ${TENANTS_PER_ROUND}`,
+    );
+    if (!heads.length) return 0;
+    // record::text is PostgreSQL's rendering of the jsonb (not canonical): consumers
+    // canonicalize before hashing, so it is embedded as is, never re-parsed here.
+    const { rows } = await tx.query<StreamRow>(
+      `WITH h AS (
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+           AS x(tenant_id, streamed_seq, streamed_checkpoint_seq)),
+       r AS (
+         SELECT 'record' AS kind, a.tenant_id, a.seq, a.hash, a.time, a.prev_hash,
+                a.record::text AS record, NULL::text AS kid, NULL::text AS signature
+           FROM h CROSS JOIN LATERAL (
+             SELECT * FROM audit_records ar
+              WHERE ar.tenant_id = h.tenant_id AND ar.seq > h.streamed_seq
+              ORDER BY ar.seq LIMIT ${RECORDS_PER_TENANT}) a),
+       lim AS (
+         SELECT h.tenant_id, greatest(h.streamed_seq, coalesce(max(r.seq), 0)) AS upto
+           FROM h LEFT JOIN r ON r.tenant_id = h.tenant_id GROUP BY h.tenant_id, h.streamed_seq),
+       c AS (
+         SELECT 'checkpoint' AS kind, c.tenant_id, c.seq, c.hash, c.time, NULL::text, NULL::text,
+                c.kid, c.signature
+           FROM h JOIN lim ON lim.tenant_id = h.tenant_id
+           JOIN audit_checkpoints c ON c.tenant_id = h.tenant_id
+            AND c.seq > h.streamed_checkpoint_seq AND c.seq <= lim.upto)
+       SELECT kind, tenant_id, seq::text AS seq, hash, time, prev_hash, record, kid, signature
+         FROM (SELECT * FROM r UNION ALL SELECT * FROM c) u
+        ORDER BY u.tenant_id, u.seq, u.kind DESC`,
+      [
+        heads.map((x) => x.tenant_id),
+        heads.map((x) => x.streamed_seq),
+        heads.map((x) => x.streamed_checkpoint_seq),
+      ],
+    );
+    if (!rows.length) return 0;
+    const messages = rows.map((row) => this.toMessage(row));
+    // In sends well below the broker's batch limit (1 MiB by default), in order.
+    for (let i = 0, bytes = 0, from = 0; i <= messages.length; i++) {
+      const size = i < messages.length ? messages[i]!.value.length + 512 : 0;
+      if (i === messages.length || (bytes + size > MAX_SEND_BYTES && i > from)) {
+        await this.bus.publishRaw(this.config.AUDIT_STREAM_TOPIC, messages.slice(from, i));
+        from = i;
+        bytes = 0;
+      }
+      bytes += size;
+    }
+    const progress = new Map<string, { records: string; checkpoints: string }>();
+    for (const row of rows) {
+      const p = progress.get(row.tenant_id) ?? { records: '0', checkpoints: '0' };
+      if (row.kind === 'record') p.records = row.seq;
+      else p.checkpoints = row.seq;
+      progress.set(row.tenant_id, p);
+    }
+    const list = [...progress];
+    await tx.query(
+      `UPDATE audit_chain_heads h
+          SET streamed_seq = greatest(h.streamed_seq, x.r),
+              streamed_checkpoint_seq = greatest(h.streamed_checkpoint_seq, x.c)
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(t, r, c)
+        WHERE h.tenant_id = x.t`,
+      [list.map(([t]) => t), list.map(([, p]) => p.records), list.map(([, p]) => p.checkpoints)],
+    );
+    return rows.length;
   }
 
   private toMessage(row: StreamRow): {
