@@ -264,61 +264,68 @@ export class DeviceRegistry {
         spki: csr.spki,
         validityDays: tenant.certificateValidityDays,
       });
-      const device = await this.db.$transaction(async (tx) => {
-        const created = await tx.device.create({
-          data: {
-            id: deviceId,
-            tenantId: cmd.tenantId,
-            displayName: cmd.displayName,
-            osType: cmd.osType,
-            osVersion: cmd.osVersion,
-            joinType: cmd.joinType,
-            attestationLevel,
-            csrPem: cmd.csrPem.trim(),
-            transportPublicKey: transportPem,
-            transportKeyThumbprint: transportThumbprint,
-            deviceKeySpki: new Uint8Array(csr.spki),
-            deviceKeyThumbprint: csr.thumbprint,
-            certificateSerial: issued.serialHex,
-            certificatePem: issued.certificatePem,
-            certificateNotAfter: issued.notAfter,
-            enrollment,
-            joinTokenId: joinTokenId ?? null,
-            enrolledBy: actorId,
-            lastSeenAt: new Date(),
-          },
-        });
-        await tx.deviceCertificate.create({
-          data: {
-            serial: issued.serialHex,
+      // The token's use is taken on its own (no lock held across this work) and given back
+      // if the transaction fails.
+      const usedToken =
+        enrollment === 'join_token'
+          ? await this.joinTokens.consume(cmd.joinToken, cmd.tenantId, cmd.displayName)
+          : undefined;
+      const device = await this.db
+        .$transaction(async (tx) => {
+          const created = await tx.device.create({
+            data: {
+              id: deviceId,
+              tenantId: cmd.tenantId,
+              displayName: cmd.displayName,
+              osType: cmd.osType,
+              osVersion: cmd.osVersion,
+              joinType: cmd.joinType,
+              attestationLevel,
+              csrPem: cmd.csrPem.trim(),
+              transportPublicKey: transportPem,
+              transportKeyThumbprint: transportThumbprint,
+              deviceKeySpki: new Uint8Array(csr.spki),
+              deviceKeyThumbprint: csr.thumbprint,
+              certificateSerial: issued.serialHex,
+              certificatePem: issued.certificatePem,
+              certificateNotAfter: issued.notAfter,
+              enrollment,
+              joinTokenId: joinTokenId ?? null,
+              enrolledBy: actorId,
+              lastSeenAt: new Date(),
+            },
+          });
+          await tx.deviceCertificate.create({
+            data: {
+              serial: issued.serialHex,
+              tenantId: cmd.tenantId,
+              deviceId,
+              notBefore: issued.notBefore,
+              notAfter: issued.notAfter,
+            },
+          });
+          const event = createEvent(DeviceRegistered, cmd.tenantId, {
             tenantId: cmd.tenantId,
             deviceId,
-            notBefore: issued.notBefore,
-            notAfter: issued.notAfter,
-          },
+            displayName: created.displayName,
+            osType: created.osType,
+            osVersion: created.osVersion,
+            joinType: cmd.joinType,
+            attestationLevel,
+            keyKind: csr.keyKind,
+            deviceKeyThumbprint: csr.thumbprint,
+            certificateSerial: issued.serialHex,
+            enrollment,
+            ...(joinTokenId ? { joinTokenId } : {}),
+            actorId,
+          });
+          await tx.outboxEvent.create({ data: outboxRecord(event) });
+          return created;
+        })
+        .catch(async (err: unknown) => {
+          if (usedToken) await this.joinTokens.release(usedToken).catch(() => undefined);
+          throw err;
         });
-        const event = createEvent(DeviceRegistered, cmd.tenantId, {
-          tenantId: cmd.tenantId,
-          deviceId,
-          displayName: created.displayName,
-          osType: created.osType,
-          osVersion: created.osVersion,
-          joinType: cmd.joinType,
-          attestationLevel,
-          keyKind: csr.keyKind,
-          deviceKeyThumbprint: csr.thumbprint,
-          certificateSerial: issued.serialHex,
-          enrollment,
-          ...(joinTokenId ? { joinTokenId } : {}),
-          actorId,
-        });
-        await tx.outboxEvent.create({ data: outboxRecord(event) });
-        // Last: the token's row lock (which serializes registrations with one token) is held
-        // only until the commit that follows. No use left: everything above rolls back.
-        if (enrollment === 'join_token')
-          await this.joinTokens.consume(tx, cmd.joinToken, cmd.tenantId, cmd.displayName);
-        return created;
-      });
       this.relay.notify();
       return { device, certificatePem: issued.certificatePem, chainPem: ca.chainPem };
     } catch (err) {

@@ -187,27 +187,34 @@ export class JoinTokens {
   }
 
   /**
-   * Takes one use of the token inside the caller's transaction: one atomic
-   * UPDATE whose row lock serializes concurrent registrations.
+   * Takes one use of the token: one atomic conditional UPDATE, committed on its
+   * own so that no row lock waits on the caller's later work (N parallel
+   * registrations with a single-use token: exactly one gets it). When the
+   * registration then fails, release() gives the use back.
    */
   async consume(
-    tx: Prisma.TransactionClient,
     token: string,
     tenantId: string,
     displayName: string,
     now = new Date(),
   ): Promise<string> {
     const hash = hashJoinToken(token);
-    const taken = await tx.$queryRaw<{ id: string }[]>`
+    const taken = await this.db.$queryRaw<{ id: string }[]>`
       UPDATE join_tokens SET use_count = use_count + 1
        WHERE token_hash = ${hash} AND tenant_id = ${tenantId}::uuid AND revoked_at IS NULL
          AND expires_at > ${now} AND use_count < max_uses
          AND (device_name_prefix IS NULL OR starts_with(${displayName}, device_name_prefix))
       RETURNING id::text AS id`;
     if (taken[0]) return taken[0].id;
-    const row = await tx.joinToken.findUnique({ where: { tokenHash: hash } });
+    const row = await this.db.joinToken.findUnique({ where: { tokenHash: hash } });
     const refusal = refusalOf(row, tenantId, displayName, now) ?? 'join_token_exhausted';
     throw new JoinTokenRefused(refusal, row && row.tenantId === tenantId ? row.id : undefined);
+  }
+
+  /** Gives back a use taken by consume() for a registration that did not complete. */
+  async release(joinTokenId: string): Promise<void> {
+    await this.db.$executeRaw`
+      UPDATE join_tokens SET use_count = use_count - 1 WHERE id = ${joinTokenId}::uuid AND use_count > 0`;
   }
 }
 
