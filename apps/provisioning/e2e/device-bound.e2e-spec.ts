@@ -22,16 +22,16 @@ import {
 import {
   eventually,
   type ExtraService,
-  freePort,
   grpcClient,
   KAFKA_BROKERS,
   Metadata,
   reasonOf,
+  SoftwareTpm,
   startExtraService,
   type UnaryClient,
 } from '@latchkey/testing';
 import { CredentialEventLog } from './support/credential-events';
-import { SoftwareTpm } from './support/software-tpm';
+
 import { TestTokenIssuer } from './support/token-issuer';
 import { newUserKey, proofOver, type UserKey } from './support/user-keys';
 
@@ -378,7 +378,7 @@ describe('a TPM-resident user key (swtpm + tpm2-tools)', () => {
   let userKey: UserKey;
 
   beforeAll(async () => {
-    tpm = await SoftwareTpm.start(await freePort());
+    tpm = await SoftwareTpm.start();
     tpm.createKeys();
     tenantId = await newTenant();
     device = await enrolDevice(tenantId);

@@ -17,7 +17,7 @@ import {
   softwareDevice,
   startRegistration,
 } from './support';
-import { sha256, SoftwareTpm } from './tpm';
+import { sha256Digest as sha256, SoftwareTpm } from '@latchkey/testing';
 
 const csrDer = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
 

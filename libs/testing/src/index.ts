@@ -7,3 +7,4 @@ export * from './kafka-broker';
 export * from './scratch-database';
 export * from './test-token-issuer';
 export * from './extra-service';
+export * from './software-tpm';

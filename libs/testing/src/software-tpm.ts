@@ -1,4 +1,4 @@
-/** A software TPM (swtpm) driven with tpm2-tools, for attestation tests (see STACK-NOTES). */
+/** A software TPM (swtpm) driven with tpm2-tools, for the device-key and user-key attestation tests (see STACK-NOTES). */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
 import { AlgorithmIdentifier, Name, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
-import { freePort } from '@latchkey/testing';
+import { freePort } from './extra-service';
 
 export class SoftwareTpm {
   private constructor(
@@ -221,4 +221,4 @@ function ecdsaDer(r: Buffer, s: Buffer): Buffer {
   return Buffer.concat([Buffer.from([0x30, content.length]), content]);
 }
 
-export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
+export const sha256Digest = (b: Buffer) => createHash('sha256').update(b).digest();
