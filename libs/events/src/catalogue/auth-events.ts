@@ -27,7 +27,24 @@ export const SIGN_IN_FAILURE_REASONS = [
   'user_disabled',
   'rate_limited',
   'mfa_ticket_invalid',
+  // key sign-in and refresh (issue 6)
+  'nonce_unknown_or_used',
+  'bad_device_signature',
+  'bad_user_signature',
+  'credential_not_active',
+  'credential_device_mismatch',
+  'device_not_active',
+  'assertion_expired',
+  'audience_mismatch',
+  'malformed_request',
+  'refresh_token_invalid',
+  'refresh_token_reused',
+  'bad_session_proof',
+  'session_revoked',
 ] as const;
+
+/** How strongly the signing key's storage was proven (provisioning's levels). */
+export const KEY_ATTESTATION_LEVELS = ['none', 'software', 'tpm'] as const;
 
 function auth<S extends z.ZodTypeAny>(def: Omit<EventDefinition<S>, 'topic' | 'source'>) {
   return { ...def, topic: Topics.auth, source } as EventDefinition<S>;
@@ -102,9 +119,15 @@ export const SignInSucceeded = auth({
     .object({
       tenantId,
       userId,
-      method: z.enum(['pwd+otp']),
+      /** `pwd+otp`: primary sign-in; `key`: key-based sign-in with a device-bound user key. */
+      method: z.enum(['pwd+otp', 'key']),
       amr: z.array(z.string().max(16)).max(8),
       tokenId: z.string().max(64),
+      /** Key sign-in: the device, the user key, how its storage was proven, the new session. */
+      deviceId: z.string().uuid().optional(),
+      credentialId: z.string().min(1).max(128).optional(),
+      attestationLevel: z.enum(KEY_ATTESTATION_LEVELS).optional(),
+      sessionId: z.string().uuid().optional(),
       sourceIp,
     })
     .strict(),
@@ -118,13 +141,26 @@ export const SignInFailed = auth({
       tenantId,
       /** Absent when no such user exists (the attempted name is kept for the SOC). */
       userId: userId.optional(),
-      username,
-      stage: z.enum(['password', 'otp']),
+      /** Primary sign-in: the attempted name. Absent for key sign-in and refresh. */
+      username: username.optional(),
+      /** `key`: SignInWithKey; `refresh`: RefreshWithPrt. */
+      stage: z.enum(['password', 'otp', 'key', 'refresh']),
       reason: z.enum(SIGN_IN_FAILURE_REASONS),
+      /** Key sign-in / refresh: what the request claimed, when it could be read. */
+      deviceId: z.string().uuid().optional(),
+      credentialId: z.string().min(1).max(128).optional(),
+      sessionId: z.string().uuid().optional(),
       sourceIp,
     })
     .strict(),
-  subject: (d) => (d.userId ? `users/${d.userId}` : `usernames/${d.username}`),
+  subject: (d) =>
+    d.userId
+      ? `users/${d.userId}`
+      : d.username
+        ? `usernames/${d.username}`
+        : d.deviceId
+          ? `devices/${d.deviceId}`
+          : 'sign-in',
 });
 
 export const UserLocked = auth({
@@ -161,6 +197,48 @@ export const SigningKeyRotated = auth({
   subject: (d) => `signing-keys/${d.kid}`,
 });
 
+export const TokenRefreshed = auth({
+  type: 'dev.latchkey.auth.token.refreshed.v1',
+  schema: z
+    .object({
+      tenantId,
+      userId,
+      deviceId: z.string().uuid(),
+      credentialId: z.string().min(1).max(128),
+      sessionId: z.string().uuid(),
+      /** jti of the new access token. */
+      tokenId: z.string().max(64),
+      sourceIp,
+    })
+    .strict(),
+  subject: (d) => `sessions/${d.sessionId}`,
+});
+
+export const SessionRevoked = auth({
+  type: 'dev.latchkey.auth.session.revoked.v1',
+  schema: z
+    .object({
+      tenantId,
+      /** What was revoked: every session of a user, of a device, or one session. */
+      scope: z.enum(['user', 'device', 'session']),
+      userId: userId.optional(),
+      deviceId: z.string().uuid().optional(),
+      sessionId: z.string().uuid().optional(),
+      revokedCount: z.number().int().nonnegative(),
+      /** `admin`: RevokeSessions; `refresh_token_reuse`: a rotated-out PRT was presented again. */
+      trigger: z.enum(['admin', 'refresh_token_reuse']),
+      reason: z.string().min(1).max(256),
+      actorId,
+    })
+    .strict(),
+  subject: (d) =>
+    d.scope === 'user'
+      ? `users/${d.userId}`
+      : d.scope === 'device'
+        ? `devices/${d.deviceId}`
+        : `sessions/${d.sessionId}`,
+});
+
 /** Every auth event, for the catalogue. */
 export const AUTH_EVENTS: readonly EventDefinition[] = [
   TenantCreated,
@@ -174,4 +252,6 @@ export const AUTH_EVENTS: readonly EventDefinition[] = [
   SignInFailed,
   UserLocked,
   SigningKeyRotated,
+  TokenRefreshed,
+  SessionRevoked,
 ] as unknown as EventDefinition[];

@@ -120,6 +120,84 @@ export interface CompleteMfaResponse {
   expireTime?: Timestamp | null;
 }
 
+/** Request of AuthService.SignInWithKey. */
+export interface SignInWithKeyRequest {
+  /** Compact JWS signed by the device key, carrying the user assertion (see the RPC). */
+  request: string;
+}
+
+/** Tokens issued by key sign-in and by refresh. */
+export interface KeySessionTokens {
+  /** OpenID Connect ID token (JWT, ES256). */
+  idToken: string;
+  /**
+   * Access token (JWT, ES256, typ at+jwt); amr includes "hwk" (TPM-backed key)
+   * or "swk" (software key), plus "pin"; claims `did` and `cid`.
+   */
+  accessToken: string;
+  /** Always "Bearer". */
+  tokenType: string;
+  /** When the access token expires. */
+  accessTokenExpireTime?:
+    | Timestamp
+    | null;
+  /** The device-bound refresh token (PRT): opaque, stored only hashed. */
+  refreshToken: string;
+  /** When the refresh token stops working unless it is used before. */
+  refreshTokenExpireTime?:
+    | Timestamp
+    | null;
+  /** The session the PRT belongs to. */
+  sessionId: string;
+}
+
+/** Response of AuthService.SignInWithKey. */
+export interface SignInWithKeyResponse {
+  /** The tokens. */
+  tokens?:
+    | KeySessionTokens
+    | null;
+  /**
+   * The 256-bit session key as a compact JWE encrypted to the device's
+   * transport key (RSA-OAEP-256 with A256GCM for RSA keys, ECDH-ES with
+   * A256GCM for EC keys). The server keeps it only wrapped with a key derived
+   * from the PRT, so the database alone cannot give it back.
+   */
+  sessionKeyJwe: string;
+}
+
+/** Request of AuthService.RefreshWithPrt. */
+export interface RefreshWithPrtRequest {
+  /** The PRT from SignInWithKey or the previous refresh. */
+  refreshToken: string;
+  /** Compact JWS made with the key derived from the session key (see the RPC). */
+  proof: string;
+}
+
+/** Response of AuthService.RefreshWithPrt. */
+export interface RefreshWithPrtResponse {
+  /** New tokens, with the PRT's successor. */
+  tokens?: KeySessionTokens | null;
+}
+
+/** Request of AuthService.RevokeSessions. Exactly one of user_id and device_id. */
+export interface RevokeSessionsRequest {
+  /** Tenant; must be the caller's (operators: any). */
+  tenantId: string;
+  /** Revoke every session of this user. */
+  userId: string;
+  /** Revoke every session on this device. */
+  deviceId: string;
+  /** Why (1-256 characters); recorded in the event. */
+  reason: string;
+}
+
+/** Response of AuthService.RevokeSessions. */
+export interface RevokeSessionsResponse {
+  /** How many live sessions were revoked. */
+  revokedCount: number;
+}
+
 export const LATCHKEY_AUTH_V1_PACKAGE_NAME = "latchkey.auth.v1";
 
 /**
@@ -176,6 +254,44 @@ export interface AuthServiceClient {
    */
 
   completeMfa(request: CompleteMfaRequest, metadata?: Metadata): Observable<CompleteMfaResponse>;
+
+  /**
+   * Key-based sign-in (what a device does when a user unlocks it). `request`
+   * is a compact JWS signed by the device key (header `kid` = device id or
+   * `x5c` = the device certificate) with claims `tid`, `sub` (device id),
+   * `aud` (the issuer URL), `iat`, `nonce` (from GetNonce, purpose SIGN_IN)
+   * and `user_assertion`: a compact JWS signed by the user key (header `kid` =
+   * credential id, `alg` = the credential's algorithm) with claims `iss`
+   * (user id), `aud` (the issuer URL), `iat`, `exp` (at most 300 s after
+   * `iat`) and `request_nonce` (the same nonce). The nonce is consumed once.
+   * Returns ID and access tokens, a device-bound refresh token (PRT) and a
+   * fresh session key encrypted to the device's transport key. Every refusal
+   * is UNAUTHENTICATED with reason SIGN_IN_FAILED (the precise reason goes to
+   * the audit event only); INVALID_ARGUMENT for a malformed request;
+   * UNAVAILABLE when a dependency is down (it fails closed).
+   */
+
+  signInWithKey(request: SignInWithKeyRequest, metadata?: Metadata): Observable<SignInWithKeyResponse>;
+
+  /**
+   * Exchanges a PRT for new tokens. `proof` is a compact JWS (alg HS256)
+   * with header `ctx` (32 random bytes, base64url, fresh per request), keyed
+   * with HKDF-SHA256(ikm = session key, salt = ctx, info =
+   * "latchkey/prt-proof/v1", 32 bytes), with claims `tid`, `sub` (device id),
+   * `aud` (the issuer URL), `iat` and `nonce` (from GetNonce, purpose
+   * REFRESH). The PRT is rotated on use: the response carries its successor
+   * and the one presented stops working (presenting it again revokes the
+   * session). Refusals: UNAUTHENTICATED with reason REFRESH_FAILED.
+   */
+
+  refreshWithPrt(request: RefreshWithPrtRequest, metadata?: Metadata): Observable<RefreshWithPrtResponse>;
+
+  /**
+   * Revokes the sessions (PRTs) of a user or of a device in the caller's
+   * tenant, at once. Needs an admin access token.
+   */
+
+  revokeSessions(request: RevokeSessionsRequest, metadata?: Metadata): Observable<RevokeSessionsResponse>;
 }
 
 /**
@@ -247,11 +363,67 @@ export interface AuthServiceController {
     request: CompleteMfaRequest,
     metadata?: Metadata,
   ): Promise<CompleteMfaResponse> | Observable<CompleteMfaResponse> | CompleteMfaResponse;
+
+  /**
+   * Key-based sign-in (what a device does when a user unlocks it). `request`
+   * is a compact JWS signed by the device key (header `kid` = device id or
+   * `x5c` = the device certificate) with claims `tid`, `sub` (device id),
+   * `aud` (the issuer URL), `iat`, `nonce` (from GetNonce, purpose SIGN_IN)
+   * and `user_assertion`: a compact JWS signed by the user key (header `kid` =
+   * credential id, `alg` = the credential's algorithm) with claims `iss`
+   * (user id), `aud` (the issuer URL), `iat`, `exp` (at most 300 s after
+   * `iat`) and `request_nonce` (the same nonce). The nonce is consumed once.
+   * Returns ID and access tokens, a device-bound refresh token (PRT) and a
+   * fresh session key encrypted to the device's transport key. Every refusal
+   * is UNAUTHENTICATED with reason SIGN_IN_FAILED (the precise reason goes to
+   * the audit event only); INVALID_ARGUMENT for a malformed request;
+   * UNAVAILABLE when a dependency is down (it fails closed).
+   */
+
+  signInWithKey(
+    request: SignInWithKeyRequest,
+    metadata?: Metadata,
+  ): Promise<SignInWithKeyResponse> | Observable<SignInWithKeyResponse> | SignInWithKeyResponse;
+
+  /**
+   * Exchanges a PRT for new tokens. `proof` is a compact JWS (alg HS256)
+   * with header `ctx` (32 random bytes, base64url, fresh per request), keyed
+   * with HKDF-SHA256(ikm = session key, salt = ctx, info =
+   * "latchkey/prt-proof/v1", 32 bytes), with claims `tid`, `sub` (device id),
+   * `aud` (the issuer URL), `iat` and `nonce` (from GetNonce, purpose
+   * REFRESH). The PRT is rotated on use: the response carries its successor
+   * and the one presented stops working (presenting it again revokes the
+   * session). Refusals: UNAUTHENTICATED with reason REFRESH_FAILED.
+   */
+
+  refreshWithPrt(
+    request: RefreshWithPrtRequest,
+    metadata?: Metadata,
+  ): Promise<RefreshWithPrtResponse> | Observable<RefreshWithPrtResponse> | RefreshWithPrtResponse;
+
+  /**
+   * Revokes the sessions (PRTs) of a user or of a device in the caller's
+   * tenant, at once. Needs an admin access token.
+   */
+
+  revokeSessions(
+    request: RevokeSessionsRequest,
+    metadata?: Metadata,
+  ): Promise<RevokeSessionsResponse> | Observable<RevokeSessionsResponse> | RevokeSessionsResponse;
 }
 
 export function AuthServiceControllerMethods() {
   return function (constructor: Function) {
-    const grpcMethods: string[] = ["getNonce", "consumeNonce", "signInWithPassword", "enrollTotp", "completeMfa"];
+    const grpcMethods: string[] = [
+      "getNonce",
+      "consumeNonce",
+      "signInWithPassword",
+      "enrollTotp",
+      "completeMfa",
+      "signInWithKey",
+      "refreshWithPrt",
+      "revokeSessions",
+    ];
     for (const method of grpcMethods) {
       const descriptor: any = Reflect.getOwnPropertyDescriptor(constructor.prototype, method);
       GrpcMethod("AuthService", method)(constructor.prototype[method], method, descriptor);
