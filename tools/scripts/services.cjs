@@ -44,6 +44,8 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
     PROVISIONING_CONSUMER_GROUP: `${p.groupPrefix}provisioning`,
     // provisioning checks devices with registration's GetDevice.
     REGISTRATION_GRPC_ADDRESS: `127.0.0.1:${ports('registration', profile).grpc}`,
+    // auth looks user keys up with provisioning's GetCredential.
+    PROVISIONING_GRPC_ADDRESS: `127.0.0.1:${ports('provisioning', profile).grpc}`,
     // Local development and tests only: a fixed, public key-encryption key. A deployment supplies
     // its own from a Kubernetes Secret (the services refuse to start without one).
     KEY_ENCRYPTION_KEYS: process.env.KEY_ENCRYPTION_KEYS ?? `local-dev:${LOCAL_DEV_KEK}`,

@@ -3,7 +3,6 @@
  * consumers of one nonce, expiry, per-source rate limits, and Redis stopped
  * under a running service (a private Redis, so other suites keep theirs).
  */
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { PLATFORM_TENANT_ID } from '@latchkey/events';
@@ -20,46 +19,18 @@ import {
   authClient,
   freePort,
   outboxEvents,
+  PrivateRedis,
   seedAccount,
   settles,
   signIn,
   unique,
 } from './support';
 
-const REDIS_PORT = 6390 + (Number(process.env.JEST_WORKER_ID ?? 1) % 5);
-
-function startRedis(): void {
-  execFileSync('redis-server', [
-    '--port',
-    String(REDIS_PORT),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--daemonize',
-    'yes',
-  ]);
-}
-function stopRedis(): void {
-  try {
-    execFileSync('redis-cli', ['-p', String(REDIS_PORT), 'shutdown', 'nosave'], {
-      stdio: 'ignore',
-    });
-  } catch {
-    // already stopped
-  }
-}
-async function redisUp(): Promise<void> {
-  await settles(async () => {
-    expect(
-      execFileSync('redis-cli', ['-p', String(REDIS_PORT), 'ping'])
-        .toString()
-        .trim(),
-    ).toBe('PONG');
-  }, 10_000);
-}
+const redis = new PrivateRedis(6390 + (Number(process.env.JEST_WORKER_ID ?? 1) % 5));
+const REDIS_PORT = redis.port;
+const startRedis = () => redis.start();
+const stopRedis = () => redis.stop();
+const redisUp = () => redis.up();
 
 const binding = () => ({
   tenantId: randomUUID(),

@@ -9,6 +9,7 @@ import {
   TEST_PROFILE,
   type UnaryClient,
 } from '@latchkey/testing';
+import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -150,5 +151,49 @@ export async function authDb<T>(sql: string, values: unknown[] = []): Promise<T[
     return (await c.query(sql, values)).rows as T[];
   } finally {
     await c.end();
+  }
+}
+
+/** A redis-server of a test's own (so that stopping it leaves other suites alone). */
+export class PrivateRedis {
+  constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  start(): void {
+    execFileSync('redis-server', [
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'yes',
+    ]);
+  }
+
+  stop(): void {
+    try {
+      execFileSync('redis-cli', ['-p', String(this.port), 'shutdown', 'nosave'], {
+        stdio: 'ignore',
+      });
+    } catch {
+      // already stopped
+    }
+  }
+
+  async up(): Promise<void> {
+    await settles(async () => {
+      expect(
+        execFileSync('redis-cli', ['-p', String(this.port), 'ping'])
+          .toString()
+          .trim(),
+      ).toBe('PONG');
+    }, 10_000);
   }
 }

@@ -5,6 +5,7 @@ import { prismaProvider, REDIS, redisProvider } from '@latchkey/service-kit';
 import { AdminModule } from './admin/admin.module';
 import { AUTH_CONFIG, type AuthConfig } from './config';
 import { PrismaClient } from './generated/prisma/client';
+import { KeySignInModule } from './key-sign-in/key-sign-in.module';
 import { NoncesModule } from './nonces/nonces.module';
 import { PasswordHasher } from './passwords/password-hasher';
 import { SignInModule } from './sign-in/sign-in.module';
@@ -34,12 +35,13 @@ export class AuthModule {
         EventsModule.forRoot({
           brokers: config.KAFKA_BROKERS,
           clientId: config.KAFKA_CLIENT_ID ?? 'latchkey-auth',
-          topics: [Topics.auth],
+          topics: [Topics.auth, Topics.device, Topics.credential],
           outboxDatabase: PrismaClient,
         }),
         SigningKeysModule,
         NoncesModule,
         SignInModule,
+        KeySignInModule,
         AdminModule,
       ],
     };

@@ -14,6 +14,24 @@ export interface AccessTokenSubject {
   authTime: Date;
   scope?: string;
   deviceId?: string;
+  /** The user key of a key sign-in. */
+  credentialId?: string;
+  /** The key session (PRT) the token was issued from. */
+  sessionId?: string;
+}
+
+export interface IdTokenSubject {
+  tenantId: string;
+  userId: string;
+  amr: readonly string[];
+  authTime: Date;
+  /** The client the ID token is for (its `aud`). */
+  audience: string;
+  deviceId?: string;
+  sessionId?: string;
+  username: string;
+  displayName: string;
+  email?: string | null;
 }
 
 export interface IssuedToken {
@@ -41,11 +59,40 @@ export class TokenIssuer {
       auth_time: Math.floor(s.authTime.getTime() / 1000),
       scope: s.scope ?? 'openid profile',
       ...(s.deviceId ? { did: s.deviceId } : {}),
+      ...(s.credentialId ? { cid: s.credentialId } : {}),
+      ...(s.sessionId ? { sid: s.sessionId } : {}),
     })
       .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' })
       .setIssuer(this.config.AUTH_ISSUER)
       .setSubject(s.userId)
       .setAudience(this.config.AUTH_AUDIENCE)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .setJti(tokenId)
+      .sign(key.privateKey);
+    return { token, tokenId, expiresAt: new Date(exp * 1000) };
+  }
+
+  /** An OpenID Connect ID token for `s.audience` (the device client). */
+  async issueIdToken(s: IdTokenSubject, now = new Date()): Promise<IssuedToken> {
+    const key = this.keys.signingKey();
+    const iat = Math.floor(now.getTime() / 1000);
+    const exp = iat + this.config.ACCESS_TOKEN_TTL_SECONDS;
+    const tokenId = randomUUID();
+    const token = await new SignJWT({
+      tid: s.tenantId,
+      amr: [...s.amr],
+      auth_time: Math.floor(s.authTime.getTime() / 1000),
+      preferred_username: s.username,
+      name: s.displayName,
+      ...(s.email ? { email: s.email } : {}),
+      ...(s.deviceId ? { did: s.deviceId } : {}),
+      ...(s.sessionId ? { sid: s.sessionId } : {}),
+    })
+      .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' })
+      .setIssuer(this.config.AUTH_ISSUER)
+      .setSubject(s.userId)
+      .setAudience(s.audience)
       .setIssuedAt(iat)
       .setExpirationTime(exp)
       .setJti(tokenId)

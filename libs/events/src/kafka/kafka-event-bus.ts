@@ -11,6 +11,7 @@ import {
   logLevel,
   type Producer,
 } from 'kafkajs';
+import { randomUUID } from 'node:crypto';
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { DomainEvent } from '../catalogue/domain-event';
 import { eventDefinition } from '../catalogue/catalogue';
@@ -307,6 +308,51 @@ export class KafkaEventBus implements EventPublisher {
       { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
     ]);
     await heartbeat();
+  }
+
+  /**
+   * A listener that sees every event of `topics` from now on, on this instance
+   * (its own consumer group, `groupIdPrefix` + a random suffix): for caches
+   * that must drop entries when an event says they changed. `onEvent` gets
+   * null for a message it cannot decode. `onLive(true)` once the listener
+   * receives events, `onLive(false)` when it stops, crashes or rebalances —
+   * a cache must not serve entries while the listener is not live.
+   */
+  async startListener(options: {
+    groupIdPrefix: string;
+    topics: readonly string[];
+    onEvent: (event: DecodedEvent | null) => void;
+    onLive: (live: boolean) => void;
+  }): Promise<void> {
+    const consumer = this.kafka.consumer({
+      groupId: `${options.groupIdPrefix}-${randomUUID()}`,
+      retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 5000 },
+      sessionTimeout: 10000,
+      heartbeatInterval: 1000,
+      maxWaitTimeInMs: 100,
+    });
+    this.consumers.push(consumer);
+    const { GROUP_JOIN, CRASH, DISCONNECT, STOP, REBALANCING } = consumer.events;
+    consumer.on(GROUP_JOIN, () => options.onLive(true));
+    for (const e of [CRASH, DISCONNECT, STOP, REBALANCING])
+      consumer.on(e, () => options.onLive(false));
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...options.topics], fromBeginning: false });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        let event: DecodedEvent | null = null;
+        try {
+          event = decodeEvent({
+            key: message.key,
+            value: message.value,
+            headers: (message.headers ?? {}) as Record<string, Buffer | string | undefined>,
+          });
+        } catch {
+          event = null;
+        }
+        options.onEvent(event);
+      },
+    });
   }
 
   async close(): Promise<void> {
