@@ -127,6 +127,8 @@ export class DeviceLookups implements OnModuleDestroy {
   readonly credentials: LookupCache<CredentialView>;
   readonly cas: LookupCache<string>;
   private listenerLive = false;
+  /** Lookups in flight, shared by concurrent callers (one gRPC call per key at a time). */
+  private readonly inFlight = new Map<string, Promise<unknown>>();
 
   constructor(
     @Inject(AUTH_CONFIG) config: AuthConfig,
@@ -187,22 +189,49 @@ export class DeviceLookups implements OnModuleDestroy {
   invalidate(event: DecodedEvent | null): void {
     const data = (event?.data ?? null) as Record<string, unknown> | null;
     const tenantId = data && str(data.tenantId);
+    // A lookup already under way may have read the old state: later callers start a new one.
     if (!event || !tenantId) {
       this.devices.clear();
       this.credentials.clear();
+      this.inFlight.clear();
       return;
     }
-    if (str(data.deviceId)) this.devices.delete(`${tenantId}/${str(data.deviceId)}`);
-    if (str(data.credentialId)) this.credentials.delete(`${tenantId}/${str(data.credentialId)}`);
+    const deviceId = str(data.deviceId);
+    const credentialId = str(data.credentialId);
+    if (deviceId) {
+      this.devices.delete(`${tenantId}/${deviceId}`);
+      this.inFlight.delete(`d:${tenantId}/${deviceId}`);
+    }
+    if (credentialId) {
+      this.credentials.delete(`${tenantId}/${credentialId}`);
+      this.inFlight.delete(`c:${tenantId}/${credentialId}`);
+    }
     // A device change (disable, delete) also ends what its keys may do.
-    if (event.type.startsWith('dev.latchkey.device.') && !str(data.credentialId))
+    if (event.type.startsWith('dev.latchkey.device.') && !credentialId) {
       this.credentials.clear();
+      for (const k of this.inFlight.keys()) if (k.startsWith('c:')) this.inFlight.delete(k);
+    }
+  }
+
+  private shared<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const running = this.inFlight.get(key) as Promise<T> | undefined;
+    if (running) return running;
+    const p = load().finally(() => {
+      if (this.inFlight.get(key) === p) this.inFlight.delete(key);
+    });
+    this.inFlight.set(key, p);
+    return p;
   }
 
   async device(tenantId: string, deviceId: string): Promise<DeviceView | null> {
     const key = `${tenantId}/${deviceId}`;
-    const hit = this.devices.get(key);
-    if (hit) return hit;
+    return (
+      this.devices.get(key) ??
+      this.shared(`d:${key}`, () => this.loadDevice(key, tenantId, deviceId))
+    );
+  }
+
+  private async loadDevice(key: string, tenantId: string, deviceId: string) {
     const gen = this.devices.generation;
     const res = await this.registration.call('GetDevice', { tenantId, deviceId });
     const d = res?.device as Record<string, unknown> | undefined;
@@ -220,8 +249,10 @@ export class DeviceLookups implements OnModuleDestroy {
   }
 
   async tenantCaCertificate(tenantId: string): Promise<string | null> {
-    const hit = this.cas.get(tenantId);
-    if (hit) return hit;
+    return this.cas.get(tenantId) ?? this.shared(`ca:${tenantId}`, () => this.loadCa(tenantId));
+  }
+
+  private async loadCa(tenantId: string) {
     const gen = this.cas.generation;
     const res = await this.registration.call('GetTenantCaCertificate', { tenantId });
     const pem = str(res?.certificatePem);
@@ -232,8 +263,13 @@ export class DeviceLookups implements OnModuleDestroy {
 
   async credential(tenantId: string, credentialId: string): Promise<CredentialView | null> {
     const key = `${tenantId}/${credentialId}`;
-    const hit = this.credentials.get(key);
-    if (hit) return hit;
+    return (
+      this.credentials.get(key) ??
+      this.shared(`c:${key}`, () => this.loadCredential(key, tenantId, credentialId))
+    );
+  }
+
+  private async loadCredential(key: string, tenantId: string, credentialId: string) {
     const gen = this.credentials.generation;
     const res = await this.provisioning.call('GetCredential', { tenantId, credentialId });
     const c = res?.credential as Record<string, unknown> | undefined;

@@ -315,8 +315,9 @@ export class KeySignInService {
         kid: device.transportKeyThumbprint || undefined,
       }),
     ]);
-    await this.db.$transaction(async (tx) => {
-      await tx.keySession.create({
+    // One batch (one round trip): the session and its event.
+    await this.db.$transaction([
+      this.db.keySession.create({
         data: {
           id: sessionId,
           tenantId,
@@ -330,25 +331,25 @@ export class KeySignInService {
           lastUsedAt: now,
           expiresAt,
         },
-      });
-      await this.emit(
-        SignInSucceeded,
-        tenantId,
-        {
-          tenantId,
-          userId: user.id,
-          method: 'key',
-          amr,
-          tokenId: tokens.accessTokenId,
-          deviceId,
-          credentialId,
-          attestationLevel: cred.attestationLevel,
-          sessionId,
-          ...(sourceIp ? { sourceIp } : {}),
-        },
-        tx,
-      );
-    });
+      }),
+      this.db.outboxEvent.create({
+        data: outboxRecord(
+          createEvent(SignInSucceeded, tenantId, {
+            tenantId,
+            userId: user.id,
+            method: 'key',
+            amr,
+            tokenId: tokens.accessTokenId,
+            deviceId,
+            credentialId,
+            attestationLevel: cred.attestationLevel,
+            sessionId,
+            ...(sourceIp ? { sourceIp } : {}),
+          }),
+        ),
+      }),
+    ]);
+    this.relay.notify();
     sessionKey.fill(0);
     return {
       tokens: {

@@ -6,7 +6,7 @@
  * the tenant CA for this tenant and device, and within its validity; the
  * device is active; `aud`; `iat` within ±5 minutes; a `nonce` or `jti`.
  */
-import { createPublicKey, timingSafeEqual } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { deviceUrn } from '../x509/device-ca';
@@ -76,7 +76,17 @@ const claimsShape = z.object({
   jti: z.string().min(1).max(256).optional(),
 });
 
+interface TrustedCertificate {
+  certificate: x509.X509Certificate;
+  key: KeyObject;
+  der: Buffer;
+  tenantId: string;
+  deviceId: string;
+}
+
 export class DeviceAssertionVerifier {
+  private readonly trusted = new Map<string, TrustedCertificate>();
+
   constructor(
     private readonly directory: DeviceDirectory,
     private readonly options: DeviceAssertionVerifierOptions,
@@ -118,12 +128,15 @@ export class DeviceAssertionVerifier {
       this.directory.tenantCaCertificate(tenantId),
     ]);
     if (!device || !caPem) throw new DeviceAssertionError('UNKNOWN_DEVICE', 'unknown device');
-    const current = new x509.X509Certificate(device.certificatePem);
+    const {
+      certificate: current,
+      key,
+      der: currentDer,
+    } = await this.trustedCertificate(device.certificatePem, caPem, tenantId, deviceId, now);
     if (header.x5c) {
       const presented = Array.isArray(header.x5c) ? header.x5c[0] : undefined;
       const der =
         typeof presented === 'string' ? Buffer.from(presented, 'base64') : Buffer.alloc(0);
-      const currentDer = Buffer.from(current.rawData);
       if (der.length !== currentDer.length || !timingSafeEqual(der, currentDer))
         throw new DeviceAssertionError(
           'UNTRUSTED_CERTIFICATE',
@@ -135,15 +148,9 @@ export class DeviceAssertionVerifier {
         'x5c or kid (the device id) is required',
       );
     }
-    await this.checkCertificate(current, caPem, tenantId, deviceId, now);
     if (device.status !== 'active')
       throw new DeviceAssertionError('DEVICE_NOT_ACTIVE', `the device is ${device.status}`);
 
-    const key = createPublicKey({
-      key: Buffer.from(current.publicKey.rawData),
-      format: 'der',
-      type: 'spki',
-    });
     const allowed = describeDeviceKey(key).jwsAlgorithms.filter((a) => a === header.alg);
     let payload: Record<string, unknown>;
     try {
@@ -181,6 +188,50 @@ export class DeviceAssertionVerifier {
       certificate: current,
       keyThumbprint: publicKeyThumbprint(key),
     };
+  }
+
+  /**
+   * The device certificate, checked against the tenant CA (signature, SAN) once
+   * per (CA, certificate) and remembered; its validity period is checked on
+   * every call. Only certificates that passed are remembered.
+   */
+  private async trustedCertificate(
+    certificatePem: string,
+    caPem: string,
+    tenantId: string,
+    deviceId: string,
+    now: Date,
+  ): Promise<TrustedCertificate> {
+    const id = createHash('sha256')
+      .update(caPem)
+      .update('\0')
+      .update(certificatePem)
+      .digest('base64');
+    let trusted = this.trusted.get(id);
+    if (!trusted) {
+      const certificate = new x509.X509Certificate(certificatePem);
+      await this.checkCertificate(certificate, caPem, tenantId, deviceId, now);
+      const der = Buffer.from(certificate.rawData);
+      const key = createPublicKey({
+        key: Buffer.from(certificate.publicKey.rawData),
+        format: 'der',
+        type: 'spki',
+      });
+      trusted = { certificate, key, der, tenantId, deviceId };
+      if (this.trusted.size >= 50_000) this.trusted.clear();
+      this.trusted.set(id, trusted);
+    }
+    if (
+      trusted.tenantId !== tenantId ||
+      trusted.deviceId !== deviceId ||
+      now < trusted.certificate.notBefore ||
+      now > trusted.certificate.notAfter
+    )
+      throw new DeviceAssertionError(
+        'UNTRUSTED_CERTIFICATE',
+        'the device certificate is not valid for this tenant and device',
+      );
+    return trusted;
   }
 
   private async checkCertificate(
