@@ -15,7 +15,6 @@ import {
   sign,
   webcrypto,
 } from 'node:crypto';
-import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import * as x509 from '@peculiar/x509';
 import {
@@ -31,9 +30,7 @@ import {
   grpcAddress,
   grpcClient,
   httpBase,
-  launcher,
   reasonOf,
-  TEST_PROFILE,
   type UnaryClient,
 } from '@latchkey/testing';
 import {
@@ -41,12 +38,12 @@ import {
   authDb,
   authEnv,
   bearer,
-  freePort,
   outboxEvents,
   PrivateRedis,
   seedAccount,
   settles,
   signIn,
+  startAuthInstance,
   unique,
 } from './support';
 
@@ -544,25 +541,16 @@ describe('attacks on key sign-in', () => {
 });
 
 describe('revocation takes effect at once, on every auth instance', () => {
-  let second: ReturnType<typeof launcher.startService>;
+  let second: Awaited<ReturnType<typeof startAuthInstance>>;
   let secondAuth: UnaryClient;
 
   beforeAll(async () => {
-    const [httpPort, grpcPort] = [await freePort(), await freePort()];
-    second = launcher.startService('auth', {
-      profile: TEST_PROFILE,
-      env: { HTTP_PORT: String(httpPort), GRPC_PORT: String(grpcPort) },
-      logFile: join(launcher.root, 'tmp', `e2e-${TEST_PROFILE}`, 'logs', 'auth-second.log'),
-    });
-    await settles(async () => {
-      expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200);
-    }, 60_000);
-    secondAuth = authClient('AuthService', `127.0.0.1:${grpcPort}`);
+    second = await startAuthInstance('auth-second');
+    secondAuth = second.auth;
   }, 90_000);
 
   afterAll(async () => {
-    secondAuth?.close();
-    if (second) await launcher.stopChild(second);
+    await second?.stop();
   });
 
   /** Milliseconds from `change` until both instances refuse sign-ins of `key` on `device`. */
@@ -625,28 +613,19 @@ describe('revocation takes effect at once, on every auth instance', () => {
 
 describe('an auth instance on a private Redis', () => {
   const redis = new PrivateRedis(6380 + (Number(process.env.JEST_WORKER_ID ?? 1) % 5));
-  let child: ReturnType<typeof launcher.startService>;
+  let instance: Awaited<ReturnType<typeof startAuthInstance>>;
   let privateAuth: UnaryClient;
 
   beforeAll(async () => {
     redis.stop();
     redis.start();
     await redis.up();
-    const [httpPort, grpcPort] = [await freePort(), await freePort()];
-    child = launcher.startService('auth', {
-      profile: TEST_PROFILE,
-      env: { REDIS_URL: redis.url, HTTP_PORT: String(httpPort), GRPC_PORT: String(grpcPort) },
-      logFile: join(launcher.root, 'tmp', `e2e-${TEST_PROFILE}`, 'logs', 'auth-key-redis.log'),
-    });
-    await settles(async () => {
-      expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200);
-    }, 60_000);
-    privateAuth = authClient('AuthService', `127.0.0.1:${grpcPort}`);
+    instance = await startAuthInstance('auth-key-redis', { REDIS_URL: redis.url });
+    privateAuth = instance.auth;
   }, 90_000);
 
   afterAll(async () => {
-    privateAuth?.close();
-    if (child) await launcher.stopChild(child);
+    await instance?.stop();
     redis.stop();
   });
 

@@ -6,23 +6,15 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { PLATFORM_TENANT_ID } from '@latchkey/events';
-import {
-  grpcAddress,
-  httpBase,
-  launcher,
-  reasonOf,
-  TEST_PROFILE,
-  type UnaryClient,
-} from '@latchkey/testing';
-import { join } from 'node:path';
+import { grpcAddress, httpBase, reasonOf, type UnaryClient } from '@latchkey/testing';
 import {
   authClient,
-  freePort,
   outboxEvents,
   PrivateRedis,
   seedAccount,
   settles,
   signIn,
+  startAuthInstance,
   unique,
 } from './support';
 
@@ -91,35 +83,23 @@ describe('nonces (shared auth instance)', () => {
 });
 
 describe('a dedicated auth instance on a private Redis', () => {
-  let child: ReturnType<typeof launcher.startService>;
+  let instance: Awaited<ReturnType<typeof startAuthInstance>>;
   let auth: UnaryClient;
 
   beforeAll(async () => {
     stopRedis();
     startRedis();
     await redisUp();
-    const httpPort = await freePort();
-    const grpcPort = await freePort();
-    child = launcher.startService('auth', {
-      profile: TEST_PROFILE,
-      env: {
-        REDIS_URL: `redis://127.0.0.1:${REDIS_PORT}`,
-        HTTP_PORT: String(httpPort),
-        GRPC_PORT: String(grpcPort),
-        NONCE_TTL_SECONDS: '2',
-        SIGN_IN_RATE_LIMIT_PER_MINUTE: '6',
-      },
-      logFile: join(launcher.root, 'tmp', `e2e-${TEST_PROFILE}`, 'logs', 'auth-private-redis.log'),
+    instance = await startAuthInstance('auth-private-redis', {
+      REDIS_URL: `redis://127.0.0.1:${REDIS_PORT}`,
+      NONCE_TTL_SECONDS: '2',
+      SIGN_IN_RATE_LIMIT_PER_MINUTE: '6',
     });
-    await settles(async () => {
-      expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200);
-    }, 60_000);
-    auth = authClient('AuthService', `127.0.0.1:${grpcPort}`);
+    auth = instance.auth;
   }, 90_000);
 
   afterAll(async () => {
-    auth?.close();
-    if (child) await launcher.stopChild(child);
+    await instance?.stop();
     stopRedis();
   });
 

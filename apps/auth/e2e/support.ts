@@ -197,3 +197,27 @@ export class PrivateRedis {
     }, 10_000);
   }
 }
+
+/** A second auth process of the test profile (own ports, `env` on top); ready when resolved. */
+export async function startAuthInstance(
+  logName: string,
+  env: Record<string, string> = {},
+): Promise<{ auth: UnaryClient; stop(): Promise<void> }> {
+  const [httpPort, grpcPort] = [await freePort(), await freePort()];
+  const child = launcher.startService('auth', {
+    profile: TEST_PROFILE,
+    env: { ...env, HTTP_PORT: String(httpPort), GRPC_PORT: String(grpcPort) },
+    logFile: join(launcher.root, 'tmp', `e2e-${TEST_PROFILE}`, 'logs', `${logName}.log`),
+  });
+  await settles(async () => {
+    expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200);
+  }, 60_000);
+  const auth = authClient('AuthService', `127.0.0.1:${grpcPort}`);
+  return {
+    auth,
+    stop: async () => {
+      auth.close();
+      await launcher.stopChild(child);
+    },
+  };
+}

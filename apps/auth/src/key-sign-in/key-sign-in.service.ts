@@ -41,6 +41,7 @@ import {
 } from 'jose';
 import { z } from 'zod';
 import { AUTH_CONFIG, type AuthConfig } from '../config';
+import { emitEvent } from '../outbox';
 import { type KeySession, type Prisma, PrismaClient } from '../generated/prisma/client';
 import { TokenIssuer } from '../signing-keys/token-issuer';
 import { type CredentialView, DeviceLookups, type DeviceView } from './device-lookups';
@@ -163,14 +164,13 @@ export class KeySignInService {
     );
   }
 
-  private async emit<S extends z.ZodTypeAny>(
+  private emit<S extends z.ZodTypeAny>(
     def: EventDefinition<S>,
     tenantId: string,
     data: z.infer<S>,
     tx: Tx = this.db,
   ): Promise<void> {
-    await tx.outboxEvent.create({ data: outboxRecord(createEvent(def, tenantId, data)) });
-    this.relay.notify();
+    return emitEvent(tx, this.relay, def, tenantId, data);
   }
 
   /** True for a tenant auth knows (remembered a minute, so floods cost no queries). */

@@ -6,11 +6,9 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import {
-  createEvent,
   type EventDefinition,
   MfaEnrolled,
   OutboxRelay,
-  outboxRecord,
   SignInFailed,
   SignInSucceeded,
   SIGN_IN_FAILURE_REASONS,
@@ -20,6 +18,7 @@ import { KeyEncryption } from '@latchkey/crypto';
 import { DomainError, parseRequest } from '@latchkey/service-kit';
 import { z } from 'zod';
 import { AUTH_CONFIG, type AuthConfig } from '../config';
+import { emitEvent } from '../outbox';
 import { PrismaClient, type Prisma, type Tenant } from '../generated/prisma/client';
 import { PasswordHasher } from '../passwords/password-hasher';
 import { TokenIssuer } from '../signing-keys/token-issuer';
@@ -77,14 +76,13 @@ export class SignInService {
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
-  private async emit<S extends z.ZodTypeAny>(
+  private emit<S extends z.ZodTypeAny>(
     def: EventDefinition<S>,
     tenantId: string,
     data: z.infer<S>,
     tx: Tx = this.db,
   ): Promise<void> {
-    await tx.outboxEvent.create({ data: outboxRecord(createEvent(def, tenantId, data)) });
-    this.relay.notify();
+    return emitEvent(tx, this.relay, def, tenantId, data);
   }
 
   private findTenant(ref: string): Promise<Tenant | null> {

@@ -47,25 +47,20 @@ export class TokenIssuer {
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 
-  async issueAccessToken(s: AccessTokenSubject, now = new Date()): Promise<IssuedToken> {
+  /** Signs `claims` with the current key for `audience`, `ttl` from now. */
+  private async sign(
+    claims: Record<string, unknown>,
+    c: { typ: string; subject: string; audience: string; now: Date },
+  ): Promise<IssuedToken> {
     const key = this.keys.signingKey();
-    const iat = Math.floor(now.getTime() / 1000);
+    const iat = Math.floor(c.now.getTime() / 1000);
     const exp = iat + this.config.ACCESS_TOKEN_TTL_SECONDS;
     const tokenId = randomUUID();
-    const token = await new SignJWT({
-      tid: s.tenantId,
-      roles: [...s.roles],
-      amr: [...s.amr],
-      auth_time: Math.floor(s.authTime.getTime() / 1000),
-      scope: s.scope ?? 'openid profile',
-      ...(s.deviceId ? { did: s.deviceId } : {}),
-      ...(s.credentialId ? { cid: s.credentialId } : {}),
-      ...(s.sessionId ? { sid: s.sessionId } : {}),
-    })
-      .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' })
+    const token = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: c.typ })
       .setIssuer(this.config.AUTH_ISSUER)
-      .setSubject(s.userId)
-      .setAudience(this.config.AUTH_AUDIENCE)
+      .setSubject(c.subject)
+      .setAudience(c.audience)
       .setIssuedAt(iat)
       .setExpirationTime(exp)
       .setJti(tokenId)
@@ -73,30 +68,36 @@ export class TokenIssuer {
     return { token, tokenId, expiresAt: new Date(exp * 1000) };
   }
 
+  issueAccessToken(s: AccessTokenSubject, now = new Date()): Promise<IssuedToken> {
+    return this.sign(
+      {
+        tid: s.tenantId,
+        roles: [...s.roles],
+        amr: [...s.amr],
+        auth_time: Math.floor(s.authTime.getTime() / 1000),
+        scope: s.scope ?? 'openid profile',
+        ...(s.deviceId ? { did: s.deviceId } : {}),
+        ...(s.credentialId ? { cid: s.credentialId } : {}),
+        ...(s.sessionId ? { sid: s.sessionId } : {}),
+      },
+      { typ: 'at+jwt', subject: s.userId, audience: this.config.AUTH_AUDIENCE, now },
+    );
+  }
+
   /** An OpenID Connect ID token for `s.audience` (the device client). */
-  async issueIdToken(s: IdTokenSubject, now = new Date()): Promise<IssuedToken> {
-    const key = this.keys.signingKey();
-    const iat = Math.floor(now.getTime() / 1000);
-    const exp = iat + this.config.ACCESS_TOKEN_TTL_SECONDS;
-    const tokenId = randomUUID();
-    const token = await new SignJWT({
-      tid: s.tenantId,
-      amr: [...s.amr],
-      auth_time: Math.floor(s.authTime.getTime() / 1000),
-      preferred_username: s.username,
-      name: s.displayName,
-      ...(s.email ? { email: s.email } : {}),
-      ...(s.deviceId ? { did: s.deviceId } : {}),
-      ...(s.sessionId ? { sid: s.sessionId } : {}),
-    })
-      .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' })
-      .setIssuer(this.config.AUTH_ISSUER)
-      .setSubject(s.userId)
-      .setAudience(s.audience)
-      .setIssuedAt(iat)
-      .setExpirationTime(exp)
-      .setJti(tokenId)
-      .sign(key.privateKey);
-    return { token, tokenId, expiresAt: new Date(exp * 1000) };
+  issueIdToken(s: IdTokenSubject, now = new Date()): Promise<IssuedToken> {
+    return this.sign(
+      {
+        tid: s.tenantId,
+        amr: [...s.amr],
+        auth_time: Math.floor(s.authTime.getTime() / 1000),
+        preferred_username: s.username,
+        name: s.displayName,
+        ...(s.email ? { email: s.email } : {}),
+        ...(s.deviceId ? { did: s.deviceId } : {}),
+        ...(s.sessionId ? { sid: s.sessionId } : {}),
+      },
+      { typ: 'JWT', subject: s.userId, audience: s.audience, now },
+    );
   }
 }
