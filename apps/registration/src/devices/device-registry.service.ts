@@ -8,14 +8,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
-  describeDeviceKey,
   DeviceAssertionError,
   DeviceAssertionVerifier,
-  parsePublicKey,
-  publicKeyThumbprint,
   TpmAttestationError,
   verifyDeviceCsr,
   verifyTpmAttestation,
+  verifyTransportKey,
   X509Error,
 } from '@latchkey/crypto';
 import {
@@ -39,9 +37,10 @@ import {
 import { z } from 'zod';
 import { decodeCursor, encodeCursor } from '../access/tenant-admin';
 import { REGISTRATION_CONFIG, type RegistrationConfig } from '../config';
-import { type Device, type Prisma, PrismaClient } from '../generated/prisma/client';
-import { JoinTokenRefused, JoinTokens } from '../join-tokens/join-tokens.service';
+import { type Device, type Prisma, PrismaClient, type Tenant } from '../generated/prisma/client';
+import { hashJoinToken, JoinTokenRefused, JoinTokens } from '../join-tokens/join-tokens.service';
 import { TenantDirectory, tenantNotReady } from '../tenants/tenant-directory.service';
+import { RegistrationWriter } from './registration-writer';
 
 type FailureReason = (typeof DEVICE_REGISTRATION_FAILURE_REASONS)[number];
 
@@ -160,6 +159,7 @@ export class DeviceRegistry {
     @Inject(REGISTRATION_CONFIG) config: RegistrationConfig,
     private readonly tenants: TenantDirectory,
     private readonly joinTokens: JoinTokens,
+    private readonly writer: RegistrationWriter,
   ) {
     this.assertions = new DeviceAssertionVerifier(
       {
@@ -182,21 +182,19 @@ export class DeviceRegistry {
       await this.recordInvalidRequest(input, err);
       throw err;
     }
-    const tenant = await this.tenants.findTenant(cmd.tenantId);
+    let tenant = await this.tenants.recentTenant(cmd.tenantId);
     let joinTokenId: string | undefined;
     try {
-      // 1. Who authorizes this enrollment (cheap checks first; the use is taken in the transaction).
-      let actorId: string;
-      let enrollment: 'join_token' | 'access_token';
+      // 1. Who authorizes this enrollment (cheap checks first; a join token's use is taken
+      // when the registration is stored).
+      let enrollment: Enrollment;
       if (cmd.joinToken) {
         joinTokenId = await this.joinTokens.precheck(cmd.joinToken, cmd.tenantId, cmd.displayName);
-        actorId = `join-token:${joinTokenId}`;
-        enrollment = 'join_token';
+        enrollment = { kind: 'join_token', actorId: `join-token:${joinTokenId}`, joinTokenId };
       } else if (bearerToken) {
         const principal = await this.accessTokens.verify(bearerToken);
         assertMayRegister(principal, cmd.tenantId);
-        actorId = principal.subject;
-        enrollment = 'access_token';
+        enrollment = { kind: 'access_token', actorId: principal.subject };
       } else {
         throw new DomainError(
           'UNAUTHENTICATED',
@@ -204,24 +202,41 @@ export class DeviceRegistry {
           'a join token or a user access token is required',
         );
       }
-      if (!tenant) throw tenantNotReady();
+      for (let attempt = 1; ; attempt++) {
+        if (!tenant) throw tenantNotReady();
+        const registered = await this.registerChecked(cmd, tenant, enrollment);
+        if (registered !== 'policy_changed') return registered;
+        // The tenant's device policy changed after it was read: check again under the new one.
+        if (attempt === 2) throw tenantNotReady();
+        this.tenants.forgetTenant(cmd.tenantId);
+        tenant = await this.tenants.recentTenant(cmd.tenantId);
+      }
+    } catch (err) {
+      if (tenant) await this.recordFailure(cmd, err, joinTokenId);
+      throw err;
+    }
+  }
 
+  /**
+   * Checks the keys, attestation and tenant policy, signs the certificate and
+   * stores the registration (RegistrationWriter). `policy_changed`: the tenant's
+   * policy is no longer `tenant`'s, nothing was stored.
+   */
+  private async registerChecked(
+    cmd: z.infer<typeof registerDeviceCommand>,
+    tenant: Tenant,
+    enrollment: Enrollment,
+  ): Promise<IssuedDevice | 'policy_changed'> {
+    {
       // 2. The device key (proof of possession, policy) and the transport key.
       const csr = await verifyDeviceCsr(cmd.csrPem).catch((e) => x509Failure(e, 'csrPem'));
-      let transportThumbprint: string;
-      let transportPem: string;
+      let transport: { pem: string; thumbprint: string };
       try {
-        const transport = parsePublicKey(cmd.transportPublicKey);
-        describeDeviceKey(transport);
-        const der = transport.export({ type: 'spki', format: 'der' });
-        transportThumbprint = publicKeyThumbprint(der);
-        transportPem = cmd.transportPublicKey.trim().startsWith('{')
-          ? transport.export({ type: 'spki', format: 'pem' }).toString()
-          : cmd.transportPublicKey.trim() + '\n';
+        transport = verifyTransportKey(cmd.transportPublicKey);
       } catch (err) {
         x509Failure(err, 'transportPublicKey');
       }
-      if (transportThumbprint === csr.thumbprint)
+      if (transport.thumbprint === csr.thumbprint)
         throw DomainError.invalidArgument(
           'TRANSPORT_KEY_NOT_ALLOWED',
           'transportPublicKey: must differ from the device key',
@@ -255,7 +270,7 @@ export class DeviceRegistry {
         );
       }
 
-      // 4. The certificate, then one short transaction.
+      // 4. The certificate, then one statement stores it with the device and the event.
       const ca = await this.tenants.authority(cmd.tenantId);
       const deviceId = randomUUID();
       const issued = await ca.issue({
@@ -264,73 +279,60 @@ export class DeviceRegistry {
         spki: csr.spki,
         validityDays: tenant.certificateValidityDays,
       });
-      // The token's use is taken on its own (no lock held across this work) and given back
-      // if the transaction fails.
-      const usedToken =
-        enrollment === 'join_token'
-          ? await this.joinTokens.consume(cmd.joinToken, cmd.tenantId, cmd.displayName)
-          : undefined;
-      const device = await this.db
-        .$transaction(async (tx) => {
-          const created = await tx.device.create({
-            data: {
-              id: deviceId,
-              tenantId: cmd.tenantId,
-              displayName: cmd.displayName,
-              osType: cmd.osType,
-              osVersion: cmd.osVersion,
-              joinType: cmd.joinType,
-              attestationLevel,
-              csrPem: cmd.csrPem.trim(),
-              transportPublicKey: transportPem,
-              transportKeyThumbprint: transportThumbprint,
-              deviceKeySpki: new Uint8Array(csr.spki),
-              deviceKeyThumbprint: csr.thumbprint,
-              certificateSerial: issued.serialHex,
-              certificatePem: issued.certificatePem,
-              certificateNotAfter: issued.notAfter,
-              enrollment,
-              joinTokenId: joinTokenId ?? null,
-              enrolledBy: actorId,
-              lastSeenAt: new Date(),
-            },
-          });
-          await tx.deviceCertificate.create({
-            data: {
-              serial: issued.serialHex,
-              tenantId: cmd.tenantId,
-              deviceId,
-              notBefore: issued.notBefore,
-              notAfter: issued.notAfter,
-            },
-          });
-          const event = createEvent(DeviceRegistered, cmd.tenantId, {
-            tenantId: cmd.tenantId,
-            deviceId,
-            displayName: created.displayName,
-            osType: created.osType,
-            osVersion: created.osVersion,
-            joinType: cmd.joinType,
-            attestationLevel,
-            keyKind: csr.keyKind,
-            deviceKeyThumbprint: csr.thumbprint,
-            certificateSerial: issued.serialHex,
-            enrollment,
-            ...(joinTokenId ? { joinTokenId } : {}),
-            actorId,
-          });
-          await tx.outboxEvent.create({ data: outboxRecord(event) });
-          return created;
-        })
-        .catch(async (err: unknown) => {
-          if (usedToken) await this.joinTokens.release(usedToken).catch(() => undefined);
-          throw err;
-        });
+      const event = createEvent(DeviceRegistered, cmd.tenantId, {
+        tenantId: cmd.tenantId,
+        deviceId,
+        displayName: cmd.displayName,
+        osType: cmd.osType,
+        osVersion: cmd.osVersion,
+        joinType: cmd.joinType,
+        attestationLevel,
+        keyKind: csr.keyKind,
+        deviceKeyThumbprint: csr.thumbprint,
+        certificateSerial: issued.serialHex,
+        enrollment: enrollment.kind,
+        ...(enrollment.joinTokenId ? { joinTokenId: enrollment.joinTokenId } : {}),
+        actorId: enrollment.actorId,
+      });
+      const at = new Date();
+      const device: Device = {
+        id: deviceId,
+        tenantId: cmd.tenantId,
+        displayName: cmd.displayName,
+        osType: cmd.osType,
+        osVersion: cmd.osVersion,
+        joinType: cmd.joinType,
+        status: 'active',
+        attestationLevel,
+        csrPem: cmd.csrPem.trim(),
+        transportPublicKey: transport.pem,
+        transportKeyThumbprint: transport.thumbprint,
+        deviceKeySpki: new Uint8Array(csr.spki),
+        deviceKeyThumbprint: csr.thumbprint,
+        certificateSerial: issued.serialHex,
+        certificatePem: issued.certificatePem,
+        certificateNotAfter: issued.notAfter,
+        enrollment: enrollment.kind,
+        joinTokenId: enrollment.joinTokenId ?? null,
+        enrolledBy: enrollment.actorId,
+        lastSeenAt: at,
+        createdAt: at,
+        updatedAt: at,
+      };
+      const outcome = await this.writer.write({
+        device,
+        certificateNotBefore: issued.notBefore,
+        ...(enrollment.kind === 'join_token'
+          ? { joinTokenHash: hashJoinToken(cmd.joinToken) }
+          : {}),
+        event: outboxRecord(event),
+        policy: tenant,
+      });
+      if (outcome === 'policy_changed') return outcome;
+      if (outcome === 'not_admitted')
+        throw await this.joinTokens.refusal(cmd.joinToken, cmd.tenantId, cmd.displayName);
       this.relay.notify();
       return { device, certificatePem: issued.certificatePem, chainPem: ca.chainPem };
-    } catch (err) {
-      if (tenant) await this.recordFailure(cmd, err, joinTokenId);
-      throw err;
     }
   }
 
@@ -338,7 +340,7 @@ export class DeviceRegistry {
   private async recordInvalidRequest(input: unknown, err: unknown): Promise<void> {
     const raw = (typeof input === 'object' && input ? input : {}) as Record<string, unknown>;
     const tenantId = z.string().uuid().safeParse(raw.tenantId);
-    if (!tenantId.success || !(await this.tenants.findTenant(tenantId.data).catch(() => null)))
+    if (!tenantId.success || !(await this.tenants.recentTenant(tenantId.data).catch(() => null)))
       return;
     const text = (v: unknown, max: number) =>
       typeof v === 'string' && v.length <= max ? v : undefined;
@@ -595,6 +597,11 @@ export class DeviceRegistry {
     return device;
   }
 }
+
+/** Who authorizes a registration. */
+type Enrollment =
+  | { kind: 'join_token'; actorId: string; joinTokenId: string }
+  | { kind: 'access_token'; actorId: string; joinTokenId?: undefined };
 
 function assertMayRegister(principal: Principal, tenantId: string): void {
   if (principal.tenantId !== tenantId)

@@ -1,8 +1,9 @@
 /**
  * Join tokens: enrollment authorizations made by tenant admins. The secret
  * (`lkjt_` + 32 random bytes, base64url) is shown once; only its SHA-256 is
- * stored. A use is taken atomically inside the registration's transaction, so
- * N parallel registrations with a single-use token admit exactly one.
+ * stored. Uses are taken atomically by the statement that stores registrations
+ * (RegistrationWriter), so N parallel registrations with a single-use token
+ * admit exactly one.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
@@ -13,6 +14,9 @@ import { type JoinToken, type Prisma, PrismaClient } from '../generated/prisma/c
 import { TenantDirectory } from '../tenants/tenant-directory.service';
 
 const TOKEN_PREFIX = 'lkjt_';
+/** How long a token row read for a precheck is reused, and how many are kept. */
+const PRECHECK_TTL_MS = 5_000;
+const PRECHECK_CACHE_LIMIT = 10_000;
 const TOKEN_FORMAT = /^lkjt_[A-Za-z0-9_-]{43}$/;
 
 export const hashJoinToken = (token: string) => createHash('sha256').update(token).digest();
@@ -89,6 +93,9 @@ const REFUSALS: Record<JoinTokenRefusal, [DomainError['kind'], string, string]> 
 
 @Injectable()
 export class JoinTokens {
+  /** Token rows read by precheck(), by hash: they only ever admit to the checks. */
+  private readonly recent = new Map<string, { row: JoinToken; until: number }>();
+
   constructor(
     @Inject(PrismaClient) private readonly db: PrismaClient,
     private readonly tenants: TenantDirectory,
@@ -169,7 +176,9 @@ export class JoinTokens {
 
   /**
    * Checks a presented token without taking a use (before the expensive work).
-   * Throws JoinTokenRefused; returns the token's id.
+   * A row read in the last PRECHECK_TTL_MS may let a registration go on (its
+   * use is taken, or not, when it is stored); a refusal is always decided on
+   * a fresh read. Throws JoinTokenRefused; returns the token's id.
    */
   async precheck(
     token: string,
@@ -177,45 +186,49 @@ export class JoinTokens {
     displayName: string,
     now = new Date(),
   ): Promise<string> {
-    const row = TOKEN_FORMAT.test(token)
-      ? await this.db.joinToken.findUnique({ where: { tokenHash: hashJoinToken(token) } })
-      : null;
-    const refusal = refusalOf(row, tenantId, displayName, now);
-    if (refusal)
-      throw new JoinTokenRefused(refusal, row && row.tenantId === tenantId ? row.id : undefined);
-    return row!.id;
+    if (!TOKEN_FORMAT.test(token)) throw new JoinTokenRefused('join_token_invalid');
+    const hash = hashJoinToken(token);
+    const key = hash.toString('base64');
+    const hit = this.recent.get(key);
+    if (hit && hit.until > now.getTime() && !refusalOf(hit.row, tenantId, displayName, now))
+      return hit.row.id;
+    const row = await this.db.joinToken.findUnique({ where: { tokenHash: hash } });
+    if (row) {
+      if (this.recent.size >= PRECHECK_CACHE_LIMIT)
+        this.recent.delete(this.recent.keys().next().value!);
+      this.recent.set(key, { row, until: now.getTime() + PRECHECK_TTL_MS });
+    }
+    return admitOrRefuse(row, tenantId, displayName, now);
   }
 
   /**
-   * Takes one use of the token: one atomic conditional UPDATE, committed on its
-   * own so that no row lock waits on the caller's later work (N parallel
-   * registrations with a single-use token: exactly one gets it). When the
-   * registration then fails, release() gives the use back.
+   * Why a token that passed precheck() gave no use when the registration was
+   * stored (a fresh read): JoinTokenRefused, used up when nothing else explains it.
    */
-  async consume(
+  async refusal(
     token: string,
     tenantId: string,
     displayName: string,
     now = new Date(),
-  ): Promise<string> {
+  ): Promise<JoinTokenRefused> {
     const hash = hashJoinToken(token);
-    const taken = await this.db.$queryRaw<{ id: string }[]>`
-      UPDATE join_tokens SET use_count = use_count + 1
-       WHERE token_hash = ${hash} AND tenant_id = ${tenantId}::uuid AND revoked_at IS NULL
-         AND expires_at > ${now} AND use_count < max_uses
-         AND (device_name_prefix IS NULL OR starts_with(${displayName}, device_name_prefix))
-      RETURNING id::text AS id`;
-    if (taken[0]) return taken[0].id;
+    this.recent.delete(hash.toString('base64'));
     const row = await this.db.joinToken.findUnique({ where: { tokenHash: hash } });
     const refusal = refusalOf(row, tenantId, displayName, now) ?? 'join_token_exhausted';
-    throw new JoinTokenRefused(refusal, row && row.tenantId === tenantId ? row.id : undefined);
+    return new JoinTokenRefused(refusal, row && row.tenantId === tenantId ? row.id : undefined);
   }
+}
 
-  /** Gives back a use taken by consume() for a registration that did not complete. */
-  async release(joinTokenId: string): Promise<void> {
-    await this.db.$executeRaw`
-      UPDATE join_tokens SET use_count = use_count - 1 WHERE id = ${joinTokenId}::uuid AND use_count > 0`;
-  }
+function admitOrRefuse(
+  row: JoinToken | null,
+  tenantId: string,
+  displayName: string,
+  now: Date,
+): string {
+  const refusal = refusalOf(row, tenantId, displayName, now);
+  if (refusal)
+    throw new JoinTokenRefused(refusal, row && row.tenantId === tenantId ? row.id : undefined);
+  return row!.id;
 }
 
 function refusalOf(

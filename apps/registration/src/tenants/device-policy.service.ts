@@ -63,6 +63,7 @@ export class DevicePolicies {
         tpmRootsPem: cmd.tpmRootCertificatesPem.map((p) => p.trim() + '\n'),
       },
     });
+    this.tenants.forgetTenant(cmd.tenantId);
     return policyOf(updated);
   }
 }

@@ -18,10 +18,17 @@ export interface TenantAnnouncement {
 
 const caKeyContext = (tenantId: string) => `registration.tenant-ca:${tenantId}`;
 const CACHE_LIMIT = 10_000;
+/**
+ * How long registration reuses a tenant row it read. Staleness cannot admit a
+ * device under an old policy: the registration's statement stores it only if
+ * the policy it was checked against is still the tenant's (RegistrationWriter).
+ */
+const TENANT_TTL_MS = 30_000;
 
 @Injectable()
 export class TenantDirectory {
   private readonly cas = new Map<string, Promise<DeviceCertificateAuthority>>();
+  private readonly recent = new Map<string, { tenant: Tenant; until: number }>();
 
   constructor(
     @Inject(PrismaClient) private readonly db: PrismaClient,
@@ -74,6 +81,25 @@ export class TenantDirectory {
 
   async findTenant(tenantId: string): Promise<Tenant | null> {
     return this.db.tenant.findUnique({ where: { id: tenantId } });
+  }
+
+  /**
+   * The tenant as read at most TENANT_TTL_MS ago (an unknown tenant is looked up
+   * every time): for registrations, which re-check the policy when they are stored.
+   */
+  async recentTenant(tenantId: string): Promise<Tenant | null> {
+    const hit = this.recent.get(tenantId);
+    if (hit && hit.until > Date.now()) return hit.tenant;
+    const tenant = await this.findTenant(tenantId);
+    if (this.recent.size >= CACHE_LIMIT) this.recent.delete(this.recent.keys().next().value!);
+    if (tenant) this.recent.set(tenantId, { tenant, until: Date.now() + TENANT_TTL_MS });
+    else this.recent.delete(tenantId);
+    return tenant;
+  }
+
+  /** Drops the cached tenant row (its policy changed). */
+  forgetTenant(tenantId: string): void {
+    this.recent.delete(tenantId);
   }
 
   /** The tenant's loaded CA (cached). FAILED_PRECONDITION when it does not exist yet. */

@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { Certificate } from '@peculiar/asn1-x509';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +60,43 @@ describe('device CA', () => {
     );
     expect(cert.notAfter.getTime() - cert.notBefore.getTime()).toBe(365 * 86_400_000);
   });
+
+  it.each([
+    ['UTCTime', new Date('2026-11-25T12:34:56.789Z'), 365],
+    ['GeneralizedTime after 2049', new Date('2049-06-30T23:59:59Z'), 400],
+  ])(
+    'writes a device certificate exactly as @peculiar/asn1-x509 encodes it (%s)',
+    async (_name, now, validityDays) => {
+      const ca = await DeviceCertificateAuthority.load(await createDeviceCa({ tenantId: TENANT }));
+      const csr = await verifyDeviceCsr(
+        opensslCsr(dir, ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048']),
+      );
+      const issued = await ca.issue({
+        tenantId: TENANT,
+        deviceId: DEVICE,
+        spki: csr.spki,
+        validityDays,
+        now,
+      });
+      const der = Buffer.from(issued.certificatePem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+      const parsed = AsnConvert.parse(der, Certificate);
+      // The library re-encodes the parsed certificate to the very same bytes: the DER is canonical.
+      expect(Buffer.from(AsnConvert.serialize(parsed.tbsCertificate))).toEqual(
+        Buffer.from(parsed.tbsCertificateRaw!),
+      );
+      expect(Buffer.from(AsnConvert.serialize(parsed))).toEqual(der);
+      const cert = new x509.X509Certificate(der);
+      expect(cert.notBefore).toEqual(new Date(Math.floor(now.getTime() / 1000) * 1000));
+      expect(cert.notAfter.getTime() - cert.notBefore.getTime()).toBe(validityDays * 86_400_000);
+      expect(Buffer.from(cert.publicKey.rawData)).toEqual(csr.spki);
+      expect(cert.issuer).toBe(ca.certificate.subject);
+      expect(await cert.verify({ publicKey: ca.certificate.publicKey, signatureOnly: true })).toBe(
+        true,
+      );
+      const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)!;
+      expect(ski.keyId).toBe(createHash('sha1').update(csr.spki).digest('hex'));
+    },
+  );
 
   it('issues intermediates under a platform root, and the chain verifies', async () => {
     openssl(dir, 'ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'p.key');

@@ -144,15 +144,62 @@ function pem(label: string, der: Buffer): string {
 }
 
 /**
- * A loaded tenant CA that signs device certificates and CRLs. Device
- * certificates are assembled from @peculiar/asn1-x509 structures (the parts
- * every certificate shares are built once) and signed with node:crypto: one
- * registration costs one native ECDSA signature, not a WebCrypto round trip.
+ * DER of one TLV with a definite length. Only for writing certificates this CA
+ * makes (never for reading input): asn1js re-encodes a TBSCertificate in about
+ * a millisecond, twenty times the ECDSA signature, so the parts that change per
+ * device are written here and the fixed parts are encoded by the library once.
+ */
+function der(tag: number, ...value: Buffer[]): Buffer {
+  const n = value.reduce((sum, b) => sum + b.length, 0);
+  const head =
+    n < 0x80 ? [tag, n] : n < 0x100 ? [tag, 0x81, n] : [tag, 0x82, (n >> 8) & 0xff, n & 0xff];
+  if (n > 0xffff) throw new Error('DER value too long');
+  return Buffer.concat([Buffer.from(head), ...value], head.length + n);
+}
+
+const SEQUENCE = 0x30;
+const SET = 0x31;
+const INTEGER = 0x02;
+const OCTET_STRING = 0x04;
+const BIT_STRING = 0x03;
+const UTF8_STRING = 0x0c;
+const UTC_TIME = 0x17;
+const GENERALIZED_TIME = 0x18;
+/** [0] EXPLICIT INTEGER 2: version v3. */
+const VERSION_V3 = Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]);
+/** The AttributeType of commonName (2.5.4.3). */
+const OID_COMMON_NAME = Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03]);
+/** extnIDs of subjectAltName (2.5.29.17) and subjectKeyIdentifier (2.5.29.14). */
+const OID_SUBJECT_ALT_NAME = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x11]);
+const OID_SUBJECT_KEY_IDENTIFIER = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x0e]);
+
+/** RFC 5280 Time: UTCTime through 2049, GeneralizedTime after (as @peculiar/asn1-x509 encodes it). */
+function derTime(date: Date): Buffer {
+  const iso = date.toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ
+  const digits =
+    iso.slice(0, 4) +
+    iso.slice(5, 7) +
+    iso.slice(8, 10) +
+    iso.slice(11, 13) +
+    iso.slice(14, 16) +
+    iso.slice(17, 19);
+  return date.getUTCFullYear() > 2049
+    ? der(GENERALIZED_TIME, Buffer.from(digits + 'Z', 'latin1'))
+    : der(UTC_TIME, Buffer.from(digits.slice(2) + 'Z', 'latin1'));
+}
+
+/**
+ * A loaded tenant CA that signs device certificates and CRLs. The issuer name,
+ * signature algorithm and the extensions every device certificate shares are
+ * encoded once with @peculiar/x509; per device only the serial, validity,
+ * subject, key, SAN and key identifier are written, and one native ECDSA
+ * signature (node:crypto) is made. Tests check the result against the
+ * library's own encoding of the same certificate, and with openssl.
  */
 export class DeviceCertificateAuthority {
-  private readonly issuerName: asn1X509.Name;
-  private readonly algorithm: asn1X509.AlgorithmIdentifier;
-  private readonly sharedExtensions: asn1X509.Extension[];
+  private readonly issuerDer: Buffer;
+  private readonly algorithmDer: Buffer;
+  private readonly sharedExtensionsDer: Buffer;
 
   private constructor(
     readonly certificate: x509.X509Certificate,
@@ -161,16 +208,23 @@ export class DeviceCertificateAuthority {
     private readonly privateKey: KeyObject,
     private readonly authorityKeyId: x509.AuthorityKeyIdentifierExtension,
   ) {
-    this.issuerName = AsnConvert.parse(certificate.subjectName.toArrayBuffer(), asn1X509.Name);
-    this.algorithm = new asn1X509.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 });
-    this.sharedExtensions = [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
-      authorityKeyId,
-    ].map((e) => AsnConvert.parse(e.rawData, asn1X509.Extension));
+    this.issuerDer = Buffer.from(
+      AsnConvert.serialize(
+        AsnConvert.parse(certificate.subjectName.toArrayBuffer(), asn1X509.Name),
+      ),
+    );
+    this.algorithmDer = Buffer.from(
+      AsnConvert.serialize(new asn1X509.AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 })),
+    );
+    this.sharedExtensionsDer = Buffer.concat(
+      [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+        authorityKeyId,
+      ].map((e) => Buffer.from(e.rawData)),
+    );
   }
-
   static async load(material: DeviceCaMaterial): Promise<DeviceCertificateAuthority> {
     const certificate = new x509.X509Certificate(material.certificatePem);
     const signingKey = await webcrypto.subtle.importKey(
@@ -207,7 +261,7 @@ export class DeviceCertificateAuthority {
   async issue(params: {
     tenantId: string;
     deviceId: string;
-    /** DER SubjectPublicKeyInfo of the device key. */
+    /** DER SubjectPublicKeyInfo of the device key (as verifyDeviceCsr returns it). */
     spki: Buffer;
     validityDays: number;
     now?: Date;
@@ -216,41 +270,50 @@ export class DeviceCertificateAuthority {
     const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const notAfter = new Date(notBefore.getTime() + params.validityDays * 86_400_000);
     const serialHex = randomSerialHex();
-    const extension = (e: x509.Extension) => AsnConvert.parse(e.rawData, asn1X509.Extension);
-    const tbs = new asn1X509.TBSCertificate({
-      version: asn1X509.Version.v3,
-      serialNumber: new Uint8Array(Buffer.from(serialHex, 'hex')).buffer,
-      signature: this.algorithm,
-      issuer: this.issuerName,
-      validity: new asn1X509.Validity({ notBefore, notAfter }),
-      subject: AsnConvert.parse(
-        new x509.Name([{ CN: [params.deviceId] }]).toArrayBuffer(),
-        asn1X509.Name,
+    const urn = deviceUrn(params.tenantId, params.deviceId);
+    if (!/^[!-~]+$/.test(urn)) throw new Error('tenant and device ids must be printable ASCII');
+    const tbs = der(
+      SEQUENCE,
+      VERSION_V3,
+      der(INTEGER, Buffer.from(serialHex, 'hex')),
+      this.algorithmDer,
+      this.issuerDer,
+      der(SEQUENCE, derTime(notBefore), derTime(notAfter)),
+      der(
+        SEQUENCE,
+        der(SET, der(SEQUENCE, OID_COMMON_NAME, der(UTF8_STRING, Buffer.from(params.deviceId)))),
       ),
-      subjectPublicKeyInfo: AsnConvert.parse(params.spki, asn1X509.SubjectPublicKeyInfo),
-      extensions: new asn1X509.Extensions([
-        ...this.sharedExtensions,
-        extension(
-          new x509.SubjectAlternativeNameExtension([
-            { type: 'url', value: deviceUrn(params.tenantId, params.deviceId) },
-          ]),
-        ),
-        extension(
-          new x509.SubjectKeyIdentifierExtension(
-            createHash('sha1').update(params.spki).digest('hex'),
+      params.spki,
+      der(
+        0xa3, // [3] EXPLICIT Extensions
+        der(
+          SEQUENCE,
+          this.sharedExtensionsDer,
+          der(
+            SEQUENCE,
+            OID_SUBJECT_ALT_NAME,
+            der(
+              OCTET_STRING,
+              // GeneralNames { uniformResourceIdentifier [6] IA5String }
+              der(SEQUENCE, der(0x86, Buffer.from(urn, 'latin1'))),
+            ),
+          ),
+          der(
+            SEQUENCE,
+            OID_SUBJECT_KEY_IDENTIFIER,
+            der(OCTET_STRING, der(OCTET_STRING, createHash('sha1').update(params.spki).digest())),
           ),
         ),
-      ]),
-    });
-    const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
-    const signature = signWithKey('sha256', tbsDer, { key: this.privateKey, dsaEncoding: 'der' });
-    const cert = new asn1X509.Certificate({
-      tbsCertificate: tbs,
-      signatureAlgorithm: this.algorithm,
-      signatureValue: new Uint8Array(signature).buffer,
-    });
-    const der = Buffer.from(AsnConvert.serialize(cert));
-    return { serialHex, certificatePem: pem('CERTIFICATE', der), notBefore, notAfter };
+      ),
+    );
+    const signature = signWithKey('sha256', tbs, { key: this.privateKey, dsaEncoding: 'der' });
+    const cert = der(
+      SEQUENCE,
+      tbs,
+      this.algorithmDer,
+      der(BIT_STRING, Buffer.from([0]), signature),
+    );
+    return { serialHex, certificatePem: pem('CERTIFICATE', cert), notBefore, notAfter };
   }
 
   /** A CRL (DER) listing the revoked certificates, signed by this CA. */

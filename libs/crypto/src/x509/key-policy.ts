@@ -67,3 +67,26 @@ export function publicKeyThumbprint(key: KeyObject | Buffer): string {
   const spki = Buffer.isBuffer(key) ? key : key.export({ type: 'spki', format: 'der' });
   return createHash('sha256').update(spki).digest('base64url');
 }
+
+export interface VerifiedTransportKey {
+  /** SPKI PEM (a JWK is converted; a PEM is kept as sent, trimmed). */
+  pem: string;
+  /** publicKeyThumbprint() of the key. */
+  thumbprint: string;
+}
+
+/**
+ * A device's transport public key (SPKI PEM or JWK JSON text), held to the
+ * device-key policy. Throws X509Error MALFORMED_PUBLIC_KEY or KEY_NOT_ALLOWED.
+ */
+export function verifyTransportKey(text: string): VerifiedTransportKey {
+  const key = parsePublicKey(text);
+  describeDeviceKey(key);
+  const trimmed = text.trim();
+  return {
+    pem: trimmed.startsWith('{')
+      ? key.export({ type: 'spki', format: 'pem' }).toString()
+      : trimmed + '\n',
+    thumbprint: publicKeyThumbprint(key),
+  };
+}
