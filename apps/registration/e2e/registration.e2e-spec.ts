@@ -4,7 +4,7 @@
  * checked by openssl, tenant isolation of the admin calls and concurrency.
  */
 import { execFileSync } from 'node:child_process';
-import { webcrypto } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -255,6 +255,73 @@ describe('device registration', () => {
         reg.client.registerDevice!(registration(tenant, token, await softwareDevice())),
       );
       expect(err).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'JOIN_TOKEN_USED' });
+    });
+
+    it('admits exactly N of 30 parallel registrations with an N-use token, each stored whole', async () => {
+      const { token, joinTokenId } = await joinToken(reg, tenant, { maxUses: 7 });
+      const devices = await Promise.all(Array.from({ length: 30 }, () => softwareDevice()));
+      const results = await Promise.allSettled(
+        devices.map((d) => reg.client.registerDevice!(registration(tenant, token, d))),
+      );
+      const ok = results.flatMap((r) =>
+        r.status === 'fulfilled' ? [(r.value.device as ProtoDevice).deviceId] : [],
+      );
+      expect(ok).toHaveLength(7);
+      const rows = await reg.db.query(
+        `SELECT d.id, d.device_key_spki, d.device_key_thumbprint, d.certificate_serial,
+                c.serial AS cert, e.data AS event
+           FROM devices d
+           LEFT JOIN device_certificates c ON c.device_id = d.id
+           LEFT JOIN outbox_events e ON e.subject = 'devices/' || d.id
+                                    AND e.type = 'dev.latchkey.device.registered.v1'
+          WHERE d.join_token_id = $1`,
+        [joinTokenId],
+      );
+      expect(rows.rows.map((r: { id: string }) => r.id).sort()).toEqual([...ok].sort());
+      for (const row of rows.rows as {
+        device_key_spki: Buffer;
+        device_key_thumbprint: string;
+        certificate_serial: string;
+        cert: string;
+        event: { certificateSerial: string };
+      }[]) {
+        expect(createHash('sha256').update(row.device_key_spki).digest('base64url')).toBe(
+          row.device_key_thumbprint,
+        );
+        expect(row.cert).toBe(row.certificate_serial);
+        expect(row.event.certificateSerial).toBe(row.certificate_serial);
+      }
+      const uses = await reg.db.query('SELECT use_count FROM join_tokens WHERE id = $1', [
+        joinTokenId,
+      ]);
+      expect(uses.rows[0].use_count).toBe(7);
+    }, 60_000);
+
+    it('applies a device policy another replica changed at once (a cached tenant row is re-checked)', async () => {
+      const { token, joinTokenId } = await joinToken(reg, tenant, { maxUses: 5 });
+      await reg.client.registerDevice!(registration(tenant, token, await softwareDevice()));
+      // Another replica changes the policy: this one's cached tenant row is now stale.
+      await reg.db.query('UPDATE tenants SET require_tpm = true WHERE id = $1', [tenant]);
+      try {
+        const err = await failure(
+          reg.client.registerDevice!(registration(tenant, token, await softwareDevice())),
+        );
+        expect(err).toMatchObject({
+          code: status.FAILED_PRECONDITION,
+          reason: 'ATTESTATION_REQUIRED',
+        });
+        const uses = await reg.db.query('SELECT use_count FROM join_tokens WHERE id = $1', [
+          joinTokenId,
+        ]);
+        expect(uses.rows[0].use_count).toBe(1);
+      } finally {
+        await reg.db.query('UPDATE tenants SET require_tpm = false WHERE id = $1', [tenant]);
+      }
+      // ... and relaxed again: the refusal was decided on a fresh row, so is the admission.
+      const res = await reg.client.registerDevice!(
+        registration(tenant, token, await softwareDevice()),
+      );
+      expect((res.device as ProtoDevice).status).toBe('DEVICE_STATUS_ACTIVE');
     });
   });
 

@@ -110,6 +110,9 @@ export interface IssuedDevice {
   chainPem: string[];
 }
 
+/** Refusals that follow from the tenant's device policy (TPM requirement and roots). */
+const POLICY_REFUSALS = new Set(['ATTESTATION_REQUIRED', 'ATTESTATION_INVALID']);
+
 /** Error reasons a refused registration is recorded with. */
 const FAILURE_OF_REASON: Record<string, FailureReason> = {
   INVALID_DEVICE_REGISTRATION: 'invalid_request',
@@ -202,12 +205,21 @@ export class DeviceRegistry {
           'a join token or a user access token is required',
         );
       }
-      for (let attempt = 1; ; attempt++) {
+      // Decided on a cached tenant row: a registration is stored only under the policy it was
+      // checked against, and one refused by the policy is decided again on a fresh row.
+      for (let fresh = false; ; fresh = true) {
         if (!tenant) throw tenantNotReady();
-        const registered = await this.registerChecked(cmd, tenant, enrollment);
-        if (registered !== 'policy_changed') return registered;
-        // The tenant's device policy changed after it was read: check again under the new one.
-        if (attempt === 2) throw tenantNotReady();
+        try {
+          const registered = await this.registerChecked(cmd, tenant, enrollment);
+          if (registered !== 'policy_changed') return registered;
+          if (fresh)
+            throw DomainError.unavailable(
+              'DEVICE_POLICY_CHANGING',
+              "the tenant's device policy changed while registering; retry",
+            );
+        } catch (err) {
+          if (fresh || !(err instanceof DomainError) || !POLICY_REFUSALS.has(err.reason)) throw err;
+        }
         this.tenants.forgetTenant(cmd.tenantId);
         tenant = await this.tenants.recentTenant(cmd.tenantId);
       }

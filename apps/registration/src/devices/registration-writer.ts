@@ -9,7 +9,7 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import { type OutboxRecord } from '@latchkey/events';
-import { type Device, Prisma, PrismaClient, type Tenant } from '../generated/prisma/client';
+import { type Device, PrismaClient, type Tenant } from '../generated/prisma/client';
 
 /** A registration checked in full (token precheck, CSR, keys, attestation, policy), certificate signed. */
 export interface CheckedRegistration {
@@ -32,7 +32,7 @@ export interface CheckedRegistration {
  */
 export type WriteOutcome = 'stored' | 'not_admitted' | 'policy_changed';
 
-/** Registrations per statement (about 25 bind parameters each). */
+/** Registrations per statement. */
 const MAX_BATCH = 100;
 
 interface Waiting {
@@ -92,28 +92,43 @@ export class RegistrationWriter {
     const { device: first, policy, joinTokenHash } = batch[0]!;
     const { tenantId } = first;
     const at = first.createdAt;
-    const rows = Prisma.join(
-      batch.map(
-        ({ device: d, certificateNotBefore, event: e }, i) => Prisma.sql`(${i + 1}::int,
-          ${d.id}::uuid, ${d.displayName}, ${d.osType}, ${d.osVersion}, ${d.joinType},
-          ${d.attestationLevel}, ${d.csrPem}, ${d.transportPublicKey}, ${d.transportKeyThumbprint},
-          ${d.deviceKeySpki}::bytea, ${d.deviceKeyThumbprint}, ${d.certificateSerial},
-          ${d.certificatePem}, ${certificateNotBefore}::timestamptz,
-          ${d.certificateNotAfter}::timestamptz, ${d.enrollment}, ${d.joinTokenId}::uuid,
-          ${d.enrolledBy}, ${d.createdAt}::timestamptz, ${e.eventId}::uuid, ${e.type}, ${e.source},
-          ${e.subject}, ${e.time}::timestamptz, ${JSON.stringify(e.data)}::jsonb, ${e.traceparent},
-          ${e.tracestate})`,
-      ),
-    );
+    // One array per column (27 bind parameters, whatever the batch size), as text: the casts are
+    // in the statement.
+    const column = (value: (r: CheckedRegistration) => string | null) => batch.map(value);
+    const iso = (d: Date | null) => d?.toISOString() ?? null;
     const hasToken = joinTokenHash !== undefined;
     // prev locks the token row (after any concurrent batch commits) and reads its count; the
     // UPDATE takes as many uses as are left, up to the batch size; gate says how many are admitted.
     const [result] = await this.db.$queryRaw<{ admitted: number; policy_held: boolean }[]>`
-      WITH req (ord, id, display_name, os_type, os_version, join_type, attestation_level, csr_pem,
-                transport_public_key, transport_key_thumbprint, device_key_spki, device_key_thumbprint,
-                certificate_serial, certificate_pem, not_before, not_after, enrollment, join_token_id,
-                enrolled_by, created_at, event_id, event_type, event_source, event_subject, event_time, event_data,
-                traceparent, tracestate) AS (VALUES ${rows}),
+      WITH req AS (
+        SELECT * FROM unnest(
+          ${column((r) => r.device.id)}::uuid[], ${column((r) => r.device.displayName)}::text[],
+          ${column((r) => r.device.osType)}::text[], ${column((r) => r.device.osVersion)}::text[],
+          ${column((r) => r.device.joinType)}::text[],
+          ${column((r) => r.device.attestationLevel)}::text[],
+          ${column((r) => r.device.csrPem)}::text[],
+          ${column((r) => r.device.transportPublicKey)}::text[],
+          ${column((r) => r.device.transportKeyThumbprint)}::text[],
+          ${column((r) => (r.device.deviceKeySpki ? Buffer.from(r.device.deviceKeySpki).toString('hex') : null))}::text[],
+          ${column((r) => r.device.deviceKeyThumbprint)}::text[],
+          ${column((r) => r.device.certificateSerial)}::text[],
+          ${column((r) => r.device.certificatePem)}::text[],
+          ${column((r) => iso(r.certificateNotBefore))}::timestamptz[],
+          ${column((r) => iso(r.device.certificateNotAfter))}::timestamptz[],
+          ${column((r) => r.device.enrollment)}::text[],
+          ${column((r) => r.device.joinTokenId)}::uuid[], ${column((r) => r.device.enrolledBy)}::text[],
+          ${column((r) => iso(r.device.createdAt))}::timestamptz[],
+          ${column((r) => r.event.eventId)}::uuid[], ${column((r) => r.event.type)}::text[],
+          ${column((r) => r.event.source)}::text[], ${column((r) => r.event.subject)}::text[],
+          ${column((r) => iso(r.event.time))}::timestamptz[],
+          ${column((r) => JSON.stringify(r.event.data))}::jsonb[],
+          ${column((r) => r.event.traceparent)}::text[], ${column((r) => r.event.tracestate)}::text[]
+        ) WITH ORDINALITY AS r (id, display_name, os_type, os_version, join_type, attestation_level,
+          csr_pem, transport_public_key, transport_key_thumbprint, device_key_spki_hex,
+          device_key_thumbprint, certificate_serial, certificate_pem, not_before, not_after,
+          enrollment, join_token_id, enrolled_by, created_at, event_id, event_type, event_source,
+          event_subject, event_time, event_data, traceparent, tracestate, ord)
+      ),
       policy AS (
         SELECT 1 FROM tenants
          WHERE id = ${tenantId}::uuid AND require_tpm = ${policy.requireTpm}
@@ -145,7 +160,7 @@ export class RegistrationWriter {
                              created_at, updated_at)
         SELECT r.id, ${tenantId}, r.display_name, r.os_type, r.os_version, r.join_type, 'active',
                r.attestation_level, r.csr_pem, r.transport_public_key, r.transport_key_thumbprint,
-               r.device_key_spki, r.device_key_thumbprint, r.certificate_serial, r.certificate_pem,
+               decode(r.device_key_spki_hex, 'hex'), r.device_key_thumbprint, r.certificate_serial, r.certificate_pem,
                r.not_after, r.enrollment, r.join_token_id, r.enrolled_by, r.created_at, r.created_at,
                r.created_at
           FROM req r, gate WHERE r.ord <= gate.admitted
