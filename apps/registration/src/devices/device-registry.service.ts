@@ -35,10 +35,10 @@ import {
   type Principal,
 } from '@latchkey/service-kit';
 import { z } from 'zod';
-import { decodeCursor, encodeCursor } from '../access/tenant-admin';
 import { REGISTRATION_CONFIG, type RegistrationConfig } from '../config';
 import { type Device, type Prisma, PrismaClient, type Tenant } from '../generated/prisma/client';
 import { hashJoinToken, JoinTokenRefused, JoinTokens } from '../join-tokens/join-tokens.service';
+import { keysetPage } from '../pagination/keyset-page';
 import { TenantDirectory, tenantNotReady } from '../tenants/tenant-directory.service';
 import { RegistrationWriter } from './registration-writer';
 
@@ -405,37 +405,15 @@ export class DeviceRegistry {
 
   async list(input: unknown): Promise<{ devices: Device[]; nextPageToken: string }> {
     const cmd = parseRequest(listCommand, input);
-    const cursor = decodeCursor(
-      cmd.pageToken,
-      (v): v is { c: string; i: string } =>
-        typeof (v as { c?: unknown }).c === 'string' &&
-        typeof (v as { i?: unknown }).i === 'string',
-    );
-    if (cmd.pageToken && !cursor)
-      throw DomainError.invalidArgument('INVALID_PAGE_TOKEN', 'the page token is not valid');
     const where: Prisma.DeviceWhereInput = { tenantId: cmd.tenantId };
     if (cmd.status) where.status = cmd.status;
     if (cmd.osType) where.osType = { equals: cmd.osType, mode: 'insensitive' };
     if (cmd.attestationLevel) where.attestationLevel = cmd.attestationLevel;
     if (cmd.displayNamePrefix) where.displayName = { startsWith: cmd.displayNamePrefix };
-    if (cursor) {
-      const c = new Date(cursor.c);
-      where.OR = [{ createdAt: { gt: c } }, { createdAt: c, id: { gt: cursor.i } }];
-    }
-    const rows = await this.db.device.findMany({
-      where,
-      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
-      take: cmd.pageSize + 1,
-    });
-    const page = rows.slice(0, cmd.pageSize);
-    const last = page[page.length - 1];
-    return {
-      devices: page,
-      nextPageToken:
-        rows.length > cmd.pageSize && last
-          ? encodeCursor({ c: last.createdAt.toISOString(), i: last.id })
-          : '',
-    };
+    const page = await keysetPage(cmd, 'asc', ({ after, orderBy, take }) =>
+      this.db.device.findMany({ where: { ...where, ...after }, orderBy, take }),
+    );
+    return { devices: page.items, nextPageToken: page.nextPageToken };
   }
 
   disable(principal: Principal, input: unknown): Promise<Device> {

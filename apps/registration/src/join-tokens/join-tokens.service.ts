@@ -9,8 +9,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { DomainError, parseRequest, type Principal } from '@latchkey/service-kit';
 import { z } from 'zod';
-import { decodeCursor, encodeCursor } from '../access/tenant-admin';
-import { type JoinToken, type Prisma, PrismaClient } from '../generated/prisma/client';
+import { type JoinToken, PrismaClient } from '../generated/prisma/client';
+import { keysetPage } from '../pagination/keyset-page';
 import { TenantDirectory } from '../tenants/tenant-directory.service';
 
 const TOKEN_PREFIX = 'lkjt_';
@@ -125,33 +125,10 @@ export class JoinTokens {
 
   async list(input: unknown): Promise<{ joinTokens: JoinToken[]; nextPageToken: string }> {
     const cmd = parseRequest(listCommand, input);
-    const cursor = decodeCursor(
-      cmd.pageToken,
-      (v): v is { c: string; i: string } =>
-        typeof (v as { c?: unknown }).c === 'string' &&
-        typeof (v as { i?: unknown }).i === 'string',
+    const page = await keysetPage(cmd, 'desc', ({ after, orderBy, take }) =>
+      this.db.joinToken.findMany({ where: { tenantId: cmd.tenantId, ...after }, orderBy, take }),
     );
-    if (cmd.pageToken && !cursor)
-      throw DomainError.invalidArgument('INVALID_PAGE_TOKEN', 'the page token is not valid');
-    const where: Prisma.JoinTokenWhereInput = { tenantId: cmd.tenantId };
-    if (cursor) {
-      const c = new Date(cursor.c);
-      where.OR = [{ createdAt: { lt: c } }, { createdAt: c, id: { lt: cursor.i } }];
-    }
-    const rows = await this.db.joinToken.findMany({
-      where,
-      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      take: cmd.pageSize + 1,
-    });
-    const page = rows.slice(0, cmd.pageSize);
-    const last = page[page.length - 1];
-    return {
-      joinTokens: page,
-      nextPageToken:
-        rows.length > cmd.pageSize && last
-          ? encodeCursor({ c: last.createdAt.toISOString(), i: last.id })
-          : '',
-    };
+    return { joinTokens: page.items, nextPageToken: page.nextPageToken };
   }
 
   async revoke(tenantId: string, joinTokenId: string): Promise<JoinToken> {
