@@ -95,6 +95,7 @@ const REFUSALS: Record<JoinTokenRefusal, [DomainError['kind'], string, string]> 
 export class JoinTokens {
   /** Token rows read by precheck(), by hash: they only ever admit to the checks. */
   private readonly recent = new Map<string, { row: JoinToken; until: number }>();
+  private readonly reading = new Map<string, Promise<JoinToken | null>>();
 
   constructor(
     @Inject(PrismaClient) private readonly db: PrismaClient,
@@ -169,7 +170,15 @@ export class JoinTokens {
     const hit = this.recent.get(key);
     if (hit && hit.until > now.getTime() && !refusalOf(hit.row, tenantId, displayName, now))
       return hit.row.id;
-    const row = await this.db.joinToken.findUnique({ where: { tokenHash: hash } });
+    // A burst of registrations with a new token makes one read, not one each.
+    let read = this.reading.get(key);
+    if (!read) {
+      read = this.db.joinToken
+        .findUnique({ where: { tokenHash: hash } })
+        .finally(() => this.reading.delete(key));
+      this.reading.set(key, read);
+    }
+    const row = await read;
     if (row) {
       if (this.recent.size >= PRECHECK_CACHE_LIMIT)
         this.recent.delete(this.recent.keys().next().value!);
