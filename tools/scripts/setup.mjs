@@ -2,7 +2,7 @@
 // stack, databases and migrations, Prisma clients, the build. Idempotent.
 // Only node: built-ins at the top: this runs before `npm install` has.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,6 +15,12 @@ function run(cmd, args, opts = {}) {
 }
 
 function installIfNeeded() {
+  // A node_modules linked from another checkout (a git worktree) is that checkout's to install.
+  if (
+    existsSync(join(root, 'node_modules')) &&
+    lstatSync(join(root, 'node_modules')).isSymbolicLink()
+  )
+    return;
   const marker = join(root, 'node_modules/.package-lock.json');
   const lock = join(root, 'package-lock.json');
   if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return;

@@ -48,6 +48,9 @@ describe('error mapping', () => {
       code: 'ECONNREFUSED',
     });
     expect(toDomainError(new Error('query failed', { cause: refused })).kind).toBe('UNAVAILABLE');
+    expect(toDomainError(Object.assign(new Error('x'), { code: '53300' })).kind).toBe(
+      'UNAVAILABLE',
+    );
     expect(toDomainError(Object.assign(new Error('x'), { code: 'P2028' })).kind).toBe(
       'UNAVAILABLE',
     );

@@ -79,6 +79,7 @@ const UNAVAILABLE_CODES = new Set([
   'P1017', // Prisma: server closed the connection
   'P2024', // Prisma: timed out fetching a connection from the pool
   'P2028', // Prisma: transaction API error (could not start a transaction in time)
+  '53300', // PostgreSQL: too many connections
   '57P01', // PostgreSQL: admin shutdown
   '57P03', // PostgreSQL: cannot connect now
 ]);
