@@ -5,7 +5,8 @@
  * accepts it, and values.yaml carries the service's own defaults.
  */
 import { join } from 'node:path';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { parseConfig } from '@latchkey/service-kit';
 import {
   containerEnv,
   enabledServices,
@@ -32,22 +33,62 @@ function configShape(service: string): Shape {
 }
 
 /**
- * Rendered for deployments that use these features but not read by any service
- * yet: service-kit has no Kafka SASL/TLS and no Redis Sentinel/Cluster client
- * options. When a service starts reading one, it leaves this list (a test below
- * says so) and the one-to-one comparison covers it.
+ * Variables the chart derives from a setting and renders only when that setting
+ * asks for them (TLS files, SASL, the addresses of one Redis mode...). Each is
+ * rendered exactly when its condition holds (checked both ways below), and some
+ * value set renders each one, so the service's schema parses every one of them.
  */
-const AWAITING_SERVICE_SUPPORT = [
-  'KAFKA_SSL',
-  'KAFKA_SSL_CA_FILE',
-  'KAFKA_SASL_MECHANISM',
-  'KAFKA_SASL_USERNAME',
-  'KAFKA_SASL_PASSWORD',
-  'REDIS_SENTINELS',
-  'REDIS_SENTINEL_MASTER_NAME',
-  'REDIS_CLUSTER_NODES',
-  'REDIS_TLS_CA_FILE',
-];
+const CONDITIONAL: Record<string, { when: string; holds: (v: Json) => boolean }> = {
+  KAFKA_SSL_CA_FILE: {
+    when: 'kafka.tls.enabled and kafka.tls.caSecret',
+    holds: (v) => v.kafka.tls.enabled && Boolean(v.kafka.tls.caSecret),
+  },
+  KAFKA_SSL_CERT_FILE: {
+    when: 'kafka.tls.enabled and kafka.tls.clientCertSecret',
+    holds: (v) => v.kafka.tls.enabled && Boolean(v.kafka.tls.clientCertSecret),
+  },
+  KAFKA_SSL_KEY_FILE: {
+    when: 'kafka.tls.enabled and kafka.tls.clientCertSecret',
+    holds: (v) => v.kafka.tls.enabled && Boolean(v.kafka.tls.clientCertSecret),
+  },
+  KAFKA_SASL_MECHANISM: { when: 'kafka.sasl.enabled', holds: (v) => v.kafka.sasl.enabled },
+  KAFKA_SASL_USERNAME: { when: 'kafka.sasl.enabled', holds: (v) => v.kafka.sasl.enabled },
+  KAFKA_SASL_PASSWORD: { when: 'kafka.sasl.enabled', holds: (v) => v.kafka.sasl.enabled },
+  REDIS_URL: { when: 'redis.mode=standalone', holds: (v) => v.redis.mode === 'standalone' },
+  REDIS_SENTINELS: { when: 'redis.mode=sentinel', holds: (v) => v.redis.mode === 'sentinel' },
+  REDIS_SENTINEL_MASTER_NAME: {
+    when: 'redis.mode=sentinel',
+    holds: (v) => v.redis.mode === 'sentinel',
+  },
+  REDIS_DATABASE: { when: 'redis.mode=sentinel', holds: (v) => v.redis.mode === 'sentinel' },
+  REDIS_SENTINEL_PASSWORD: {
+    when: 'redis.mode=sentinel, redis.sentinel.authenticate and redis.auth.enabled',
+    holds: (v) =>
+      v.redis.mode === 'sentinel' && v.redis.sentinel.authenticate && v.redis.auth.enabled,
+  },
+  REDIS_CLUSTER_NODES: { when: 'redis.mode=cluster', holds: (v) => v.redis.mode === 'cluster' },
+  REDIS_USERNAME: {
+    when: 'redis.auth.enabled and redis.auth.username',
+    holds: (v) => v.redis.auth.enabled && Boolean(v.redis.auth.username),
+  },
+  REDIS_PASSWORD: { when: 'redis.auth.enabled', holds: (v) => v.redis.auth.enabled },
+  REDIS_TLS_CA_FILE: {
+    when: 'redis.tls.enabled and redis.tls.caSecret',
+    holds: (v) => v.redis.tls.enabled && Boolean(v.redis.tls.caSecret),
+  },
+  REDIS_TLS_CERT_FILE: {
+    when: 'redis.tls.enabled and redis.tls.clientCertSecret',
+    holds: (v) => v.redis.tls.enabled && Boolean(v.redis.tls.clientCertSecret),
+  },
+  REDIS_TLS_KEY_FILE: {
+    when: 'redis.tls.enabled and redis.tls.clientCertSecret',
+    holds: (v) => v.redis.tls.enabled && Boolean(v.redis.tls.clientCertSecret),
+  },
+  REDIS_TLS_SERVERNAME: {
+    when: 'redis.tls.enabled and redis.tls.serverName',
+    holds: (v) => v.redis.tls.enabled && Boolean(v.redis.tls.serverName),
+  },
+};
 
 /** Values in values.yaml that differ from the code's default on purpose. */
 const DELIBERATE_OVERRIDES: Record<string, string> = {
@@ -56,7 +97,7 @@ const DELIBERATE_OVERRIDES: Record<string, string> = {
 
 /** How the chart sets the variables it derives, for the failure messages. */
 const DERIVED_HINTS: Record<string, string> = {
-  REDIS_URL: 'set services.<svc>.redis: true in values.yaml',
+  REDIS_MODE: 'set services.<svc>.redis: true in values.yaml',
   KEY_ENCRYPTION_KEYS: 'set services.<svc>.keyEncryption: true in values.yaml',
   AUTH_ISSUER: 'set services.<svc>.tokens: verifier (or issuer) in values.yaml',
   AUTH_AUDIENCE: 'set services.<svc>.tokens: verifier (or issuer) in values.yaml',
@@ -75,6 +116,7 @@ const SECRET_SAMPLES: Record<string, string> = {
   DATABASE_URL: 'postgresql://latchkey:secret@db:5432/latchkey',
   KEY_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
   REDIS_PASSWORD: 'secret',
+  REDIS_SENTINEL_PASSWORD: 'secret',
   KAFKA_SASL_PASSWORD: 'secret',
   DEVICE_CA_PLATFORM_ROOT_CERT: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
   DEVICE_CA_PLATFORM_ROOT_KEY: '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n',
@@ -143,15 +185,26 @@ describe.each(services)('the %s service and the chart', (service) => {
       const problems: string[] = [];
       for (const name of reads) {
         if (declared.has(name)) continue;
-        const hint = hintFor(name, service);
+        const conditional = CONDITIONAL[name];
+        if (conditional && !conditional.holds(values)) continue;
+        const hint = conditional
+          ? `the chart must set it when ${conditional.when} (templates/_helpers.tpl "latchkey.env" or templates/deployment.yaml)`
+          : hintFor(name, service);
         problems.push(
           `${service} reads ${name} (${where}) but the chart neither sets nor declares it: ` +
             (hint ||
               `add it to services.${service}.env in deploy/helm/latchkey/values.yaml with the service's default (${describeDefault(shape[name]!)}), or to services.${service}.secretEnv if it is a secret`),
         );
       }
+      for (const name of rendered) {
+        const conditional = CONDITIONAL[name];
+        if (conditional && !conditional.holds(values))
+          problems.push(
+            `the chart sets ${name} for ${service} although ${conditional.when} does not hold: render it only then`,
+          );
+      }
       for (const name of declared) {
-        if (reads.includes(name) || AWAITING_SERVICE_SUPPORT.includes(name)) continue;
+        if (reads.includes(name)) continue;
         problems.push(
           `the chart sets ${name} for ${service}, which ${where} does not read: remove it from the chart (values.yaml or templates/_helpers.tpl "latchkey.env"), or add it to the schema`,
         );
@@ -164,13 +217,11 @@ describe.each(services)('the %s service and the chart', (service) => {
     'with the %s values: the service accepts the environment the chart renders',
     (set) => {
       const env = processEnv(containerEnv(render(set), service), service);
-      const result = z.object(shape).safeParse(env);
-      const problems = result.success
-        ? []
-        : result.error.issues.map(
-            (i) =>
-              `${service} would refuse to start: ${String(i.path[0])}=${JSON.stringify(env[String(i.path[0])])}: ${i.message}`,
-          );
+      // parseConfig, as the service itself does: the schemas and the rules across variables.
+      const problems = parseConfig(shape, env).problems.map(
+        (p) =>
+          `${service} would refuse to start: ${p.variable}=${JSON.stringify(env[p.variable])}: ${p.message}`,
+      );
       expect(problems).toEqual([]);
     },
   );
@@ -199,14 +250,22 @@ describe.each(services)('the %s service and the chart', (service) => {
   });
 });
 
-it('lists in AWAITING_SERVICE_SUPPORT only variables that no service reads yet', () => {
-  const nowRead = services.flatMap((s) =>
-    Object.keys(configShape(s))
-      .filter((k) => AWAITING_SERVICE_SUPPORT.includes(k))
-      .map(
-        (k) =>
-          `${k} is now read by ${s}: remove it from AWAITING_SERVICE_SUPPORT in tools/helm/chart-config.spec.ts`,
+describe('variables the chart renders only for some settings', () => {
+  const renderedIn = (name: string) =>
+    Object.keys(VALUE_SETS).filter((set) =>
+      enabledServices(set).some((svc) =>
+        containerEnv(render(set), svc).some((v) => v.name === name),
       ),
+    );
+
+  it.each(Object.keys(CONDITIONAL))(
+    '%s is read by a service and rendered by at least one value set',
+    (name) => {
+      const readers = services.filter((s) => name in configShape(s));
+      expect({ [name]: readers.length > 0 }).toEqual({ [name]: true });
+      expect({ [name]: renderedIn(name) }).toEqual({
+        [name]: expect.arrayContaining([expect.any(String)]),
+      });
+    },
   );
-  expect(nowRead).toEqual([]);
 });

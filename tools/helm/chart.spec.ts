@@ -129,6 +129,7 @@ const SECRET_VARS = [
   'DATABASE_URL',
   'KEY_ENCRYPTION_KEYS',
   'REDIS_PASSWORD',
+  'REDIS_SENTINEL_PASSWORD',
   'KAFKA_SASL_PASSWORD',
 ];
 
@@ -311,7 +312,13 @@ describe.each(Object.keys(VALUE_SETS))('the chart with the %s values', (set) => 
         .filter(Boolean)
         .join(',');
     const first = (peers: Json[] | undefined) => (peers?.length ? peer(peers[0]) : 'any');
-    const redisPort = v.redis.mode === 'standalone' ? v.redis.port : '6379';
+    // The server port, and in sentinel/cluster mode the ports of the listed nodes.
+    const redisPort = [
+      String(v.redis.port),
+      ...[...v.redis.sentinel.nodes, ...v.redis.cluster.nodes].map((n: string) => n.split(':')[1]),
+    ]
+      .filter((p, i, all) => all.indexOf(p) === i)
+      .join(',');
     const otlp = Boolean(v.commonEnv.OTEL_EXPORTER_OTLP_ENDPOINT);
     for (const svc of services) {
       const s = svcs[svc];
@@ -467,14 +474,71 @@ describe('external Kafka, Redis and PostgreSQL (redis-cluster-sasl)', () => {
     });
   });
 
-  it('connects to the Redis Cluster over TLS, the password interpolated from its Secret', () => {
-    const vars = env('auth').map((e) => e.name);
-    expect(vars.indexOf('REDIS_PASSWORD')).toBeLessThan(vars.indexOf('REDIS_URL'));
-    expect(value('auth', 'REDIS_URL')?.value).toMatch(
-      /^rediss:\/\/:\$\(REDIS_PASSWORD\)@redis-cluster-0\./,
-    );
-    expect(value('auth', 'REDIS_CLUSTER_NODES')?.value?.split(',')).toHaveLength(3);
-    expect(value('registration', 'REDIS_URL')).toBeUndefined();
+  it('connects to the Redis Cluster over TLS, the password from its Secret', () => {
+    expect(value('auth', 'REDIS_MODE')?.value).toBe('cluster');
+    expect(value('auth', 'REDIS_CLUSTER_NODES')?.value?.split(',')).toEqual([
+      'redis-cluster-0.redis-cluster-headless.redis.svc:6379',
+      'redis-cluster-1.redis-cluster-headless.redis.svc:6379',
+      'redis-cluster-2.redis-cluster-headless.redis.svc:6379',
+    ]);
+    expect(value('auth', 'REDIS_TLS')?.value).toBe('true');
+    expect(value('auth', 'REDIS_TLS_CA_FILE')?.value).toBe('/etc/latchkey/redis/ca.crt');
+    expect(value('auth', 'REDIS_TLS_SERVERNAME')?.value).toBe('redis-cluster-headless.redis.svc');
+    expect(value('auth', 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({
+      name: 'redis-cluster',
+      key: 'redis-password',
+    });
+    expect(value('auth', 'REDIS_URL')).toBeUndefined();
+    expect(value('registration', 'REDIS_MODE')).toBeUndefined();
+    expect(value('registration', 'REDIS_PASSWORD')).toBeUndefined();
+  });
+
+  it('mounts every CA and client certificate it names in a variable', () => {
+    for (const set of Object.keys(VALUE_SETS)) {
+      const objects = render(set);
+      for (const svc of enabledServices(set)) {
+        const container = podSpec(forComponent(objects, 'Deployment', svc)).containers[0];
+        const mounts: string[] = container.volumeMounts.map((m: Json) => m.mountPath);
+        const files = containerEnv(objects, svc).filter((e) => /_FILE$/.test(e.name));
+        for (const f of files) {
+          const dir = f.value!.slice(0, f.value!.lastIndexOf('/'));
+          expect({ [`${set} ${svc} ${f.name}`]: mounts.includes(dir) }).toEqual({
+            [`${set} ${svc} ${f.name}`]: true,
+          });
+        }
+      }
+    }
+  });
+
+  it('reaches Redis through Sentinel over mutual TLS, and Kafka with a client certificate (redis-sentinel-mtls)', () => {
+    const objects = render('redis-sentinel-mtls');
+    const get = (svc: string, n: string) => containerEnv(objects, svc).find((e) => e.name === n);
+    expect(get('auth', 'REDIS_MODE')?.value).toBe('sentinel');
+    expect(get('auth', 'REDIS_SENTINEL_MASTER_NAME')?.value).toBe('latchkey');
+    expect(get('auth', 'REDIS_DATABASE')?.value).toBe('1');
+    expect(get('auth', 'REDIS_USERNAME')?.value).toBe('latchkey');
+    expect(get('auth', 'REDIS_TLS_CERT_FILE')?.value).toBe('/etc/latchkey/redis-client/tls.crt');
+    for (const n of ['REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD'])
+      expect(get('provisioning', n)?.valueFrom?.secretKeyRef).toEqual({
+        name: 'redis',
+        key: 'redis-password',
+      });
+    expect(get('audit', 'KAFKA_SSL_CERT_FILE')?.value).toBe('/etc/latchkey/kafka-client/user.crt');
+    expect(get('audit', 'KAFKA_SASL_MECHANISM')).toBeUndefined();
+    const volumes = podSpec(forComponent(objects, 'Deployment', 'audit')).volumes;
+    expect(volumes.find((v: Json) => v.name === 'kafka-client-cert')?.secret).toEqual({
+      secretName: 'latchkey',
+      items: [
+        { key: 'user.crt', path: 'user.crt' },
+        { key: 'user.key', path: 'user.key' },
+      ],
+    });
+  });
+
+  it('refuses a database other than 0 for a Redis Cluster', () => {
+    const r = template([VALUE_SETS['redis-cluster-sasl']![0]!], ['redis.database=2']);
+    expect(r.ok).toBe(false);
+    expect(r.output).toMatch(/redis\.database is 2 but a Redis Cluster has database 0 only/);
   });
 
   it('names the Sentinels and the master set for Redis Sentinel, and opens both ports', () => {

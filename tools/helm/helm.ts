@@ -16,6 +16,7 @@ export const VALUE_SETS: Record<string, string[]> = {
   default: [],
   'redis-cluster-sasl': [join(CHART, 'ci', 'redis-cluster-sasl-values.yaml')],
   minimal: [join(CHART, 'ci', 'minimal-values.yaml')],
+  'redis-sentinel-mtls': [join(CHART, 'ci', 'redis-sentinel-mtls-values.yaml')],
 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -7,6 +7,7 @@ export * from './catalogue/audit-events';
 export * from './catalogue/domain-event';
 export * from './cloudevents/codec';
 export * from './kafka/kafka-event-bus';
+export * from './kafka/kafka-client-config';
 export * from './kafka/tracing';
 export * from './outbox/outbox';
 export * from './nest/events.module';

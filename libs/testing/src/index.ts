@@ -8,3 +8,4 @@ export * from './scratch-database';
 export * from './test-token-issuer';
 export * from './extra-service';
 export * from './software-tpm';
+export * from './redis-cluster';

@@ -8,8 +8,8 @@ import {
   type NoncePurpose,
   parseRequest,
   REDIS,
+  type RedisClient,
 } from '@latchkey/service-kit';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { AUTH_CONFIG, type AuthConfig } from '../config';
 
@@ -89,7 +89,7 @@ export class NoncesHttpController {
   providers: [
     {
       provide: NonceStore,
-      useFactory: (redis: Redis, config: AuthConfig) =>
+      useFactory: (redis: RedisClient, config: AuthConfig) =>
         new NonceStore(redis, config.NONCE_TTL_SECONDS),
       inject: [REDIS, AUTH_CONFIG],
     },

@@ -4,8 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { REDIS } from '@latchkey/service-kit';
-import type { Redis } from 'ioredis';
+import { REDIS, type RedisClient } from '@latchkey/service-kit';
 import { AUTH_CONFIG, type AuthConfig } from '../config';
 
 export interface MfaTicket {
@@ -24,7 +23,7 @@ const key = (ticket: string) =>
 @Injectable()
 export class MfaTicketStore {
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 

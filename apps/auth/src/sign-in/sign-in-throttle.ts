@@ -6,8 +6,7 @@
  * username, so unknown usernames lock exactly like real ones.
  */
 import { Inject, Injectable } from '@nestjs/common';
-import { REDIS } from '@latchkey/service-kit';
-import type { Redis } from 'ioredis';
+import { REDIS, type RedisClient } from '@latchkey/service-kit';
 import { AUTH_CONFIG, type AuthConfig } from '../config';
 
 export interface LockoutPolicy {
@@ -35,7 +34,7 @@ return {n, locked}
 @Injectable()
 export class SignInThrottle {
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
   ) {}
 

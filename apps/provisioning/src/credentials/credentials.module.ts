@@ -1,8 +1,7 @@
 /** Provisioning of user keys and their lifecycle, including reactions to device and user events. */
 import { Module } from '@nestjs/common';
 import { type BatchEventConsumerOptions, Topics } from '@latchkey/events';
-import { NonceStore, REDIS, SERVICE_CONFIG } from '@latchkey/service-kit';
-import type { Redis } from 'ioredis';
+import { NonceStore, REDIS, SERVICE_CONFIG, type RedisClient } from '@latchkey/service-kit';
 import type { ProvisioningConfig } from '../config';
 import { DEVICE_ASSERTION_VERIFIER } from '../devices/device-assertion';
 import { RegistrationDeviceAssertions } from '../devices/registration-device-assertions';
@@ -40,7 +39,7 @@ export const PROVISIONING_DLQ_TOPIC = 'latchkey.provisioning.dlq.v1';
     CredentialReactions,
     {
       provide: NonceStore,
-      useFactory: (redis: Redis, config: ProvisioningConfig) =>
+      useFactory: (redis: RedisClient, config: ProvisioningConfig) =>
         new NonceStore(redis, config.CHALLENGE_TTL_SECONDS),
       inject: [REDIS, SERVICE_CONFIG],
     },
@@ -52,7 +51,7 @@ export const PROVISIONING_DLQ_TOPIC = 'latchkey.provisioning.dlq.v1';
     },
     {
       provide: DEVICE_ASSERTION_VERIFIER,
-      useFactory: (registration: RegistrationClient, redis: Redis) =>
+      useFactory: (registration: RegistrationClient, redis: RedisClient) =>
         new RegistrationDeviceAssertions(registration, redis),
       inject: [RegistrationClient, REDIS],
     },

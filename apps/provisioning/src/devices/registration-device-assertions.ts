@@ -4,8 +4,7 @@
  * accepted once (Redis), so a captured assertion cannot be replayed.
  */
 import { DeviceAssertionError, DeviceAssertionVerifier as SharedVerifier } from '@latchkey/crypto';
-import { DomainError } from '@latchkey/service-kit';
-import type { Redis } from 'ioredis';
+import { DomainError, type RedisClient } from '@latchkey/service-kit';
 import {
   type DeviceAssertionVerifier,
   type ExpectedDeviceAssertion,
@@ -21,7 +20,7 @@ export class RegistrationDeviceAssertions implements DeviceAssertionVerifier {
 
   constructor(
     private readonly registration: RegistrationClient,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
   ) {}
 
   private async tenantCa(tenantId: string): Promise<string | null> {

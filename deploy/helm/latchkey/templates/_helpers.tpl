@@ -183,25 +183,13 @@ A secretKeyRef env entry from a "name/key" reference. Call with (dict "env" <VAR
 {{- end }}
 
 {{/*
-REDIS_URL of the services that use Redis. With auth, the password is
-interpolated by Kubernetes from REDIS_PASSWORD (defined just before it). For
-Sentinel and Cluster the URL names the first node; REDIS_SENTINELS /
-REDIS_CLUSTER_NODES carry the full lists.
+REDIS_URL of the services that use Redis in standalone mode: redis[s]://host:port/db,
+without credentials (the service reads REDIS_USERNAME and REDIS_PASSWORD itself).
 */}}
 {{- define "latchkey.redisUrl" -}}
 {{- $r := .Values.redis }}
 {{- $scheme := ternary "rediss" "redis" (eq (toString $r.tls.enabled) "true") }}
-{{- $userinfo := "" }}
-{{- if $r.auth.enabled }}
-{{- $userinfo = printf "%s:$(REDIS_PASSWORD)@" ($r.auth.username | default "") }}
-{{- end }}
-{{- $hostport := printf "%s:%v" $r.host (include "latchkey.envString" $r.port) }}
-{{- if eq $r.mode "sentinel" }}
-{{- $hostport = first (required "redis.sentinel.nodes is empty: list the Sentinels as host:port" $r.sentinel.nodes) }}
-{{- else if eq $r.mode "cluster" }}
-{{- $hostport = first (required "redis.cluster.nodes is empty: list the seed nodes as host:port" $r.cluster.nodes) }}
-{{- end }}
-{{- printf "%s://%s%s/%s" $scheme $userinfo $hostport (include "latchkey.envString" $r.database) }}
+{{- printf "%s://%s:%s/%s" $scheme $r.host (include "latchkey.envString" $r.port) (include "latchkey.envString" $r.database) }}
 {{- end }}
 
 {{/*
@@ -225,10 +213,14 @@ Call with (dict "root" $ "name" <service> "svc" <service values>).
 {{- $_ := set $env "GRPC_PORT" (required (printf "services.%s.ports.grpc is required" .name) .svc.ports.grpc) }}
 {{- $_ := set $env "KAFKA_BROKERS" (join "," (required "kafka.brokers is empty: list the bootstrap brokers as host:port" $v.kafka.brokers)) }}
 {{- $_ := set $env "KAFKA_CLIENT_ID" (printf "%s%s" $v.kafka.clientIdPrefix .name) }}
+{{- $_ := set $env "KAFKA_SSL" (ternary "true" "false" (eq (toString $v.kafka.tls.enabled) "true")) }}
 {{- if $v.kafka.tls.enabled }}
-{{- $_ := set $env "KAFKA_SSL" "true" }}
 {{- if $v.kafka.tls.caSecret }}
 {{- $_ := set $env "KAFKA_SSL_CA_FILE" (printf "/etc/latchkey/kafka/%s" $v.kafka.tls.caKey) }}
+{{- end }}
+{{- if $v.kafka.tls.clientCertSecret }}
+{{- $_ := set $env "KAFKA_SSL_CERT_FILE" (printf "/etc/latchkey/kafka-client/%s" $v.kafka.tls.certKey) }}
+{{- $_ := set $env "KAFKA_SSL_KEY_FILE" (printf "/etc/latchkey/kafka-client/%s" $v.kafka.tls.keyKey) }}
 {{- end }}
 {{- end }}
 {{- if $v.kafka.sasl.enabled }}
@@ -236,14 +228,35 @@ Call with (dict "root" $ "name" <service> "svc" <service values>).
 {{- $_ := set $env "KAFKA_SASL_USERNAME" (required "kafka.sasl.username is required with SASL" $v.kafka.sasl.username) }}
 {{- end }}
 {{- if .svc.redis }}
-{{- if eq $v.redis.mode "sentinel" }}
-{{- $_ := set $env "REDIS_SENTINELS" (join "," $v.redis.sentinel.nodes) }}
-{{- $_ := set $env "REDIS_SENTINEL_MASTER_NAME" (required "redis.sentinel.masterName is required in sentinel mode" $v.redis.sentinel.masterName) }}
-{{- else if eq $v.redis.mode "cluster" }}
-{{- $_ := set $env "REDIS_CLUSTER_NODES" (join "," $v.redis.cluster.nodes) }}
+{{- $r := $v.redis }}
+{{- $_ := set $env "REDIS_MODE" $r.mode }}
+{{- if eq $r.mode "sentinel" }}
+{{- $_ := set $env "REDIS_SENTINELS" (join "," (required "redis.sentinel.nodes is empty: list the Sentinels as host:port" $r.sentinel.nodes)) }}
+{{- $_ := set $env "REDIS_SENTINEL_MASTER_NAME" (required "redis.sentinel.masterName is required in sentinel mode" $r.sentinel.masterName) }}
+{{- $_ := set $env "REDIS_DATABASE" $r.database }}
+{{- else if eq $r.mode "cluster" }}
+{{- $_ := set $env "REDIS_CLUSTER_NODES" (join "," (required "redis.cluster.nodes is empty: list the seed nodes as host:port" $r.cluster.nodes)) }}
+{{- if ne (int64 $r.database) 0 }}
+{{- fail (printf "redis.database is %v but a Redis Cluster has database 0 only: set redis.database=0" $r.database) }}
 {{- end }}
-{{- if and $v.redis.tls.enabled $v.redis.tls.caSecret }}
-{{- $_ := set $env "REDIS_TLS_CA_FILE" (printf "/etc/latchkey/redis/%s" $v.redis.tls.caKey) }}
+{{- else }}
+{{- $_ := set $env "REDIS_URL" (include "latchkey.redisUrl" .root) }}
+{{- end }}
+{{- if and $r.auth.enabled $r.auth.username }}
+{{- $_ := set $env "REDIS_USERNAME" $r.auth.username }}
+{{- end }}
+{{- $_ := set $env "REDIS_TLS" (ternary "true" "false" (eq (toString $r.tls.enabled) "true")) }}
+{{- if $r.tls.enabled }}
+{{- if $r.tls.caSecret }}
+{{- $_ := set $env "REDIS_TLS_CA_FILE" (printf "/etc/latchkey/redis/%s" $r.tls.caKey) }}
+{{- end }}
+{{- if $r.tls.clientCertSecret }}
+{{- $_ := set $env "REDIS_TLS_CERT_FILE" (printf "/etc/latchkey/redis-client/%s" $r.tls.certKey) }}
+{{- $_ := set $env "REDIS_TLS_KEY_FILE" (printf "/etc/latchkey/redis-client/%s" $r.tls.keyKey) }}
+{{- end }}
+{{- if $r.tls.serverName }}
+{{- $_ := set $env "REDIS_TLS_SERVERNAME" $r.tls.serverName }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- range $callee := .svc.calls }}

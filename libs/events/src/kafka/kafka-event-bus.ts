@@ -21,6 +21,7 @@ import {
   encodeEvent,
   MalformedEventError,
 } from '../cloudevents/codec';
+import type { KafkaSecurityOptions } from './kafka-client-config';
 import { contextFromTraceparent, startProcessSpan, startPublishSpan } from './tracing';
 import type { Context } from '@opentelemetry/api';
 
@@ -70,7 +71,7 @@ export interface BatchEventConsumerOptions {
   maxWaitTimeInMs?: number;
 }
 
-export interface KafkaEventBusOptions {
+export interface KafkaEventBusOptions extends Partial<KafkaSecurityOptions> {
   brokers: string[];
   clientId: string;
   logger?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
@@ -88,6 +89,8 @@ export class KafkaEventBus implements EventPublisher {
     this.kafka = new Kafka({
       clientId: options.clientId,
       brokers: options.brokers,
+      ...(options.ssl ? { ssl: options.ssl } : {}),
+      ...(options.sasl ? { sasl: options.sasl } : {}),
       connectionTimeout: 3000,
       requestTimeout: 10000,
       retry: { initialRetryTime: 200, retries: 3, maxRetryTime: 3000 },

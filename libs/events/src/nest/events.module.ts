@@ -9,8 +9,9 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { SERVICE_LOGGER } from '@latchkey/service-kit';
+import { type KafkaConfig, SERVICE_CONFIG, SERVICE_LOGGER } from '@latchkey/service-kit';
 import type { Logger } from 'pino';
+import { kafkaSecurityOptions } from '../kafka/kafka-client-config';
 import { type BatchEventConsumerOptions, KafkaEventBus } from '../kafka/kafka-event-bus';
 import { type OutboxDatabase, OutboxRelay } from '../outbox/outbox';
 
@@ -105,9 +106,15 @@ export class EventsModule {
         { provide: EVENTS_OPTIONS, useValue: options },
         {
           provide: KafkaEventBus,
-          useFactory: (logger: Logger) =>
-            new KafkaEventBus({ brokers: options.brokers, clientId: options.clientId, logger }),
-          inject: [SERVICE_LOGGER],
+          // TLS and SASL come from the service's validated KAFKA_* variables (kafkaConfigShape).
+          useFactory: (logger: Logger, config: KafkaConfig) =>
+            new KafkaEventBus({
+              brokers: options.brokers,
+              clientId: options.clientId,
+              logger,
+              ...kafkaSecurityOptions(config),
+            }),
+          inject: [SERVICE_LOGGER, SERVICE_CONFIG],
         },
         options.outboxDatabase
           ? {

@@ -1,20 +1,14 @@
 /**
- * The platform's nonce store against real Redis: a single server and a
- * three-master Redis Cluster (started privately for this suite).
+ * The platform's nonce store against real Redis, connected the way the services
+ * connect (createRedisFromConfig): the shared single server, and a private
+ * three-master, password-protected Redis Cluster (REDIS_MODE=cluster).
  */
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { Cluster, Redis } from 'ioredis';
-import { REPO_ROOT } from '@latchkey/testing';
+import { type RedisClusterHandle, startRedisCluster } from '@latchkey/testing';
+import { loadConfig, redisConfigShape } from '../config/config';
+import { createRedisFromConfig, type RedisClient } from '../redis/redis';
 import { type NonceBinding, NonceStore } from './nonce-store';
 
-const BASE_PORT = 7100 + (process.pid % 50) * 10;
-const PORTS = [BASE_PORT + 1, BASE_PORT + 2, BASE_PORT + 3];
-const DIR = join(REPO_ROOT, 'tmp', `redis-cluster-${process.pid}`);
-
-const cli = (...args: string[]) => execFileSync('redis-cli', args, { encoding: 'utf8' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const binding = (): NonceBinding => ({
   tenantId: randomUUID(),
@@ -22,85 +16,35 @@ const binding = (): NonceBinding => ({
   purpose: 'sign_in',
 });
 
-async function startCluster(): Promise<void> {
-  for (const port of PORTS) {
-    const dir = join(DIR, String(port));
-    mkdirSync(dir, { recursive: true });
-    execFileSync('redis-server', [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--cluster-enabled',
-      'yes',
-      '--cluster-config-file',
-      'nodes.conf',
-      '--dir',
-      dir,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--daemonize',
-      'yes',
-    ]);
-  }
-  for (const port of PORTS) {
-    for (let i = 0; i < 50 && !/PONG/.test(safe(() => cli('-p', String(port), 'ping'))); i++)
-      await sleep(100);
-  }
-  cli(
-    '--cluster',
-    'create',
-    ...PORTS.map((p) => `127.0.0.1:${p}`),
-    '--cluster-replicas',
-    '0',
-    '--cluster-yes',
-  );
-  for (let i = 0; i < 100; i++) {
-    if (
-      PORTS.every((p) =>
-        /cluster_state:ok/.test(safe(() => cli('-p', String(p), 'cluster', 'info'))),
-      )
-    )
-      return;
-    await sleep(100);
-  }
-  throw new Error('redis cluster did not become ready');
-}
-
-function safe(f: () => string): string {
-  try {
-    return f();
-  } catch {
-    return '';
-  }
-}
-
-function stopCluster(): void {
-  for (const port of PORTS) safe(() => cli('-p', String(port), 'shutdown', 'nosave'));
-  rmSync(DIR, { recursive: true, force: true });
-}
+let cluster: RedisClusterHandle | undefined;
 
 describe.each([
-  ['a single Redis', () => new Redis('redis://127.0.0.1:6379')],
-  ['a Redis Cluster', () => new Cluster(PORTS.map((port) => ({ host: '127.0.0.1', port })))],
-] as const)('NonceStore on %s', (_name, connect) => {
-  let redis: Redis | Cluster;
+  ['a single Redis', async () => ({ REDIS_URL: 'redis://127.0.0.1:6379' })],
+  [
+    'a Redis Cluster',
+    async () => {
+      cluster = await startRedisCluster({ password: `pw-${randomUUID()}` });
+      return {
+        REDIS_MODE: 'cluster',
+        REDIS_CLUSTER_NODES: cluster.nodes.join(','),
+        REDIS_PASSWORD: cluster.password!,
+      };
+    },
+  ],
+] as const)('NonceStore on %s', (_name, environment) => {
+  let redis: RedisClient;
   let store: NonceStore;
 
   beforeAll(async () => {
-    if (_name === 'a Redis Cluster') {
-      stopCluster();
-      await startCluster();
-    }
-    redis = connect();
+    redis = createRedisFromConfig(loadConfig(redisConfigShape, await environment()));
+    if (redis.status !== 'ready') await new Promise((r) => redis.once('ready', r));
     store = new NonceStore(redis, 2);
   }, 60_000);
 
   afterAll(async () => {
     await redis?.quit().catch(() => undefined);
-    if (_name === 'a Redis Cluster') stopCluster();
+    await cluster?.stop();
+    cluster = undefined;
   });
 
   it('issues 32-byte base64url nonces that are consumed once each, across hash slots', async () => {

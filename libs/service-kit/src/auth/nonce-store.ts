@@ -6,7 +6,7 @@
  * a single Redis and on Redis Cluster alike.
  */
 import { randomBytes } from 'node:crypto';
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from '../redis/redis';
 
 export type NoncePurpose = 'sign_in' | 'refresh' | 'provisioning';
 
@@ -23,7 +23,7 @@ const encode = (b: NonceBinding) => `${b.tenantId}|${b.deviceId}|${b.purpose}`;
 
 export class NonceStore {
   constructor(
-    private readonly redis: Redis | Cluster,
+    private readonly redis: RedisClient,
     private readonly ttlSeconds: number,
   ) {
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new RangeError('ttlSeconds');

@@ -6,7 +6,13 @@ import { NestFactory } from '@nestjs/core';
 import { type GrpcOptions, Transport } from '@nestjs/microservices';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import type { z } from 'zod';
-import { type BaseConfig, baseConfigShape, ConfigError, loadConfig } from '../config/config';
+import {
+  type BaseConfig,
+  baseConfigShape,
+  ConfigError,
+  loadConfig,
+  redactConfig,
+} from '../config/config';
 import { GrpcHealthReporter } from '../health/grpc-health';
 import { HealthRegistry } from '../health/health-registry';
 import { createLogger, PinoNestLogger } from '../logging/logger';
@@ -55,6 +61,8 @@ export async function bootstrapService<S extends BaseShape>(
   }
   const telemetry = startTelemetry(def.name, env);
   const logger = createLogger(`latchkey-${def.name}`, base.LOG_LEVEL);
+  // What the service runs with, secrets redacted: the first thing to check after a deployment.
+  logger.info({ config: redactConfig(config as Record<string, unknown>) }, 'configuration');
 
   @Module({
     imports: [ServiceKitModule.forRoot({ service: def.name, config, logger }), def.module(config)],

@@ -20,6 +20,10 @@ export const REDACTED_PATHS = [
   'headers.authorization',
   'refreshToken',
   '*.refreshToken',
+  // Client options of Kafka (sasl.password) and Redis (password, sentinelPassword, redisOptions.password).
+  '*.*.password',
+  'sentinelPassword',
+  '*.sentinelPassword',
 ];
 
 export function createLogger(service: string, level = 'info'): Logger {
