@@ -102,6 +102,17 @@ describe('the audit table is append-only in the database', () => {
   });
 });
 
+/** latchkey_audit_chain_verification_failures_total{reason} on audit's /metrics (0 when absent). */
+async function verificationFailures(reason: string): Promise<number> {
+  const text = await (await fetch(`${audit.http}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find((l) =>
+      l.startsWith(`latchkey_audit_chain_verification_failures_total{reason="${reason}"}`),
+    );
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
 describe('VerifyChain', () => {
   it('reports ok for an untouched chain, with its checkpoints verified', async () => {
     const t = randomUUID();
@@ -161,8 +172,11 @@ describe('VerifyChain', () => {
       await tx.$executeRawUnsafe(`SET LOCAL session_replication_role = replica`);
       await tx.$executeRawUnsafe(`DELETE FROM audit_records WHERE tenant_id = $1 AND seq = 3`, t);
     });
+    const gapsBefore = await verificationFailures('SEQ_GAP');
     const res = await client.verifyChain!({ tenantId: t }, await h.metadata(t));
     expect(res).toMatchObject({ ok: false, firstInvalidSeq: '3', reason: 'SEQ_GAP' });
+    // What the chart's LatchkeyAuditChainVerificationFailed alert watches.
+    expect(await verificationFailures('SEQ_GAP')).toBe(gapsBefore + 1);
   });
 
   it('requires a token with the admin or soc role, for the token’s tenant', async () => {

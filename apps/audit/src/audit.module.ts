@@ -11,6 +11,7 @@ import { RecordsHttpController } from './records/records.http.controller';
 import { RetentionHttpController } from './retention/retention.http.controller';
 import { RetentionService } from './retention/retention.service';
 import { AuditStreamPublisher } from './stream/audit-stream.publisher';
+import { ChainVerificationMetrics } from './verification/chain-verification-metrics';
 import { ChainVerifier } from './verification/chain-verifier.service';
 
 @Module({
@@ -25,6 +26,7 @@ import { ChainVerifier } from './verification/chain-verifier.service';
     accessTokenVerifierProvider,
     AuditQueryService,
     ChainVerifier,
+    ChainVerificationMetrics,
     RetentionService,
     AuditStreamPublisher,
   ],

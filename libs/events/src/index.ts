@@ -10,4 +10,5 @@ export * from './kafka/kafka-event-bus';
 export * from './kafka/kafka-client-config';
 export * from './kafka/tracing';
 export * from './outbox/outbox';
+export * from './outbox/outbox-metrics';
 export * from './nest/events.module';

@@ -11,6 +11,7 @@ import { AuditKeyring } from '../checkpoints/audit-keyring.service';
 import { checkpointPayload } from '../checkpoints/checkpoint-payload';
 import { canonicalJson } from '../chain/canonical-json';
 import { chainHashOfCanonical, GENESIS_HASH } from '../chain/hash-chain';
+import { ChainVerificationMetrics } from './chain-verification-metrics';
 
 export type ChainFault =
   | 'HASH_MISMATCH'
@@ -41,6 +42,7 @@ export class ChainVerifier {
   constructor(
     @Inject(PrismaClient) private readonly db: PrismaClient,
     private readonly keyring: AuditKeyring,
+    @Inject(ChainVerificationMetrics) private readonly metrics: ChainVerificationMetrics,
   ) {}
 
   async verify(tenantId: string, fromSeq = 0n, toSeq = 0n): Promise<ChainVerification> {
@@ -180,6 +182,7 @@ export class ChainVerifier {
       out.firstInvalidSeq = firstFault.seq;
       out.reason = firstFault.reason;
     }
+    this.metrics.record(out);
     return out;
   }
 

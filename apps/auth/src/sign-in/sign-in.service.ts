@@ -30,6 +30,7 @@ import {
   verifyTotp,
 } from '../totp/totp';
 import { MfaTicketStore } from './mfa-ticket-store';
+import { SignInMetrics } from './sign-in-metrics';
 import { SignInThrottle } from './sign-in-throttle';
 
 type Reason = (typeof SIGN_IN_FAILURE_REASONS)[number];
@@ -74,6 +75,7 @@ export class SignInService {
     @Inject(KeyEncryption) private readonly kek: KeyEncryption,
     @Inject(OutboxRelay) private readonly relay: Pick<OutboxRelay, 'notify'>,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
+    @Inject(SignInMetrics) private readonly metrics: SignInMetrics,
   ) {}
 
   private emit<S extends z.ZodTypeAny>(
@@ -108,6 +110,7 @@ export class SignInService {
     reason: Reason,
     sourceIp: string | undefined,
   ): Promise<void> {
+    this.metrics.attempt(stage, reason);
     const counted = !['user_locked', 'user_disabled', 'rate_limited'].includes(reason);
     const { failures, lockedNow } = counted
       ? await this.throttle.recordFailure(tenant.id, username, this.policy(tenant))
@@ -142,6 +145,7 @@ export class SignInService {
       const tenant = rate.firstOverLimit ? await this.findTenant(req.tenant) : null;
       if (tenant)
         await this.fail(tenant, username, undefined, 'password', 'rate_limited', sourceIp);
+      else this.metrics.attempt('password', 'rate_limited');
       throw new DomainError(
         'RESOURCE_EXHAUSTED',
         'SIGN_IN_RATE_LIMITED',
@@ -151,6 +155,7 @@ export class SignInService {
     const tenant = await this.findTenant(req.tenant);
     if (!tenant) {
       await this.passwords.verify(req.password, undefined);
+      this.metrics.attempt('password', 'unknown_tenant');
       throw signInFailed();
     }
     const lockedFor = await this.throttle.lockedFor(tenant.id, username);
@@ -194,6 +199,7 @@ export class SignInService {
       passwordAt: Date.now(),
       enrollmentRequired,
     });
+    this.metrics.attempt('password', 'success');
     return { mfaTicket: ticket, expiresAt, totpEnrollmentRequired: enrollmentRequired };
   }
 
@@ -230,12 +236,16 @@ export class SignInService {
   async completeMfa(input: unknown, sourceIp?: string) {
     const req = parseRequest(mfaRequest, input, 'INVALID_MFA_REQUEST');
     const ticket = await this.tickets.consume(req.mfaTicket);
-    if (!ticket) throw mfaFailed();
-    const [tenant, user] = await Promise.all([
-      this.db.tenant.findUnique({ where: { id: ticket.tenantId } }),
-      this.db.user.findUnique({ where: { id: ticket.userId }, include: { totp: true } }),
-    ]);
-    if (!tenant || !user || !user.totp) throw mfaFailed();
+    const [tenant, user] = ticket
+      ? await Promise.all([
+          this.db.tenant.findUnique({ where: { id: ticket.tenantId } }),
+          this.db.user.findUnique({ where: { id: ticket.userId }, include: { totp: true } }),
+        ])
+      : [];
+    if (!ticket || !tenant || !user || !user.totp) {
+      this.metrics.attempt('otp', 'mfa_ticket_invalid');
+      throw mfaFailed();
+    }
     const fail = async (reason: Reason) => {
       await this.fail(tenant, user.username, user.id, 'otp', reason, sourceIp);
       return mfaFailed();
@@ -296,6 +306,7 @@ export class SignInService {
     });
     if (!accepted) throw await fail('otp_reused');
     await this.throttle.clearFailures(tenant.id, user.username);
+    this.metrics.attempt('otp', 'success');
     return { accessToken: issued.token, tokenType: 'Bearer', expiresAt: issued.expiresAt };
   }
 }

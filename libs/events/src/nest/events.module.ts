@@ -9,11 +9,17 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { type KafkaConfig, SERVICE_CONFIG, SERVICE_LOGGER } from '@latchkey/service-kit';
+import {
+  type KafkaConfig,
+  MetricsRegistry,
+  SERVICE_CONFIG,
+  SERVICE_LOGGER,
+} from '@latchkey/service-kit';
 import type { Logger } from 'pino';
 import { kafkaSecurityOptions } from '../kafka/kafka-client-config';
 import { type BatchEventConsumerOptions, KafkaEventBus } from '../kafka/kafka-event-bus';
 import { type OutboxDatabase, OutboxRelay } from '../outbox/outbox';
+import { registerOutboxMetrics } from '../outbox/outbox-metrics';
 
 export interface EventsModuleOptions {
   brokers: string[];
@@ -119,9 +125,17 @@ export class EventsModule {
         options.outboxDatabase
           ? {
               provide: OutboxRelay,
-              useFactory: (db: OutboxDatabase, bus: KafkaEventBus, logger: Logger) =>
-                new OutboxRelay(db, bus, { logger }),
-              inject: [options.outboxDatabase, KafkaEventBus, SERVICE_LOGGER],
+              useFactory: (
+                db: OutboxDatabase,
+                bus: KafkaEventBus,
+                logger: Logger,
+                metrics: MetricsRegistry,
+              ) => {
+                const relay = new OutboxRelay(db, bus, { logger });
+                registerOutboxMetrics(metrics.registry, relay);
+                return relay;
+              },
+              inject: [options.outboxDatabase, KafkaEventBus, SERVICE_LOGGER, MetricsRegistry],
             }
           : { provide: OutboxRelay, useValue: null },
         options.consumer

@@ -4,7 +4,9 @@ import { ScratchDatabase } from '@latchkey/testing';
 import { DeviceRegistered } from '../catalogue/catalogue';
 import { createEvent, type DomainEvent } from '../catalogue/domain-event';
 import type { EventPublisher } from '../kafka/kafka-event-bus';
+import { Registry } from 'prom-client';
 import { OutboxRelay, outboxRecord } from './outbox';
+import { registerOutboxMetrics } from './outbox-metrics';
 
 /** Records what it is asked to publish; fails while `down` is true. */
 class RecordingPublisherFake implements EventPublisher {
@@ -105,5 +107,30 @@ describe('OutboxRelay', () => {
       await Promise.all([a.drainOnce(), b.drainOnce()]);
     }
     expect(fake.published.map((e) => e.id)).toEqual(ids);
+  });
+  it('exports the age of the oldest unpublished event and the backlog, 0 once published', async () => {
+    await write(3);
+    await db.$executeRawUnsafe(
+      `UPDATE outbox_events SET created_at = now() - make_interval(secs => 400 - id)`,
+    );
+    const registry = new Registry();
+    const relay = new OutboxRelay(db, new RecordingPublisherFake(), { batchSize: 2 });
+    registerOutboxMetrics(registry, relay);
+    const value = async (name: string) => {
+      const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+      return (metric as { values: { value: number }[] } | undefined)?.values[0]?.value;
+    };
+    const age = 'latchkey_outbox_oldest_unpublished_age_seconds';
+    // The oldest row (id 1) was written 399 s ago.
+    expect(await value(age)).toBeGreaterThanOrEqual(399);
+    expect(await value(age)).toBeLessThan(420);
+    expect(await value('latchkey_outbox_unpublished_events')).toBe(3);
+    await relay.drainOnce(); // ids 1 and 2: the oldest waiting is now id 3
+    expect(await value(age)).toBeGreaterThanOrEqual(397);
+    expect(await value(age)).toBeLessThan(399);
+    await relay.drainOnce();
+    expect(await value(age)).toBe(0);
+    expect(await value('latchkey_outbox_unpublished_events')).toBe(0);
+    expect(await registry.metrics()).toMatch(/^latchkey_outbox_oldest_unpublished_age_seconds 0$/m);
   });
 });

@@ -135,6 +135,18 @@ export class OutboxRelay {
     return Number(row?.n ?? 0);
   }
 
+  /**
+   * Seconds the oldest unpublished event has waited (0 when none waits), by the
+   * database's clock. Cheap: the first row of the partial index of unpublished ids.
+   */
+  async oldestUnpublishedAgeSeconds(): Promise<number> {
+    const [row] = await this.db.$queryRawUnsafe<{ age: number }[]>(
+      `SELECT GREATEST(EXTRACT(EPOCH FROM now() - created_at), 0)::float8 AS age
+         FROM outbox_events WHERE published_at IS NULL ORDER BY id LIMIT 1`,
+    );
+    return Number(row?.age ?? 0);
+  }
+
   start(): void {
     if (this.running) return;
     this.running = true;
