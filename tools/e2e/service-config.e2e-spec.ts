@@ -35,8 +35,26 @@ describe.each(['registration', 'provisioning', 'auth', 'audit'])(
       expect(r.status).toBe(78);
       expect(r.stderr).toMatch(/KAFKA_BROKERS: expected host:port/);
     });
+
+    it('exits non-zero naming the missing password of Kafka SASL', () => {
+      const r = startWith(service, {
+        KAFKA_SASL_MECHANISM: 'scram-sha-512',
+        KAFKA_SASL_USERNAME: 'latchkey',
+      });
+      expect(r.status).toBe(78);
+      expect(r.stderr).toContain('KAFKA_SASL_PASSWORD: is required with KAFKA_SASL_MECHANISM');
+    });
   },
 );
+
+describe.each(['auth', 'provisioning'])('%s with a bad Redis mode', (service) => {
+  it('names the Cluster nodes that REDIS_MODE=cluster needs, and the URL it does not take', () => {
+    const r = startWith(service, { REDIS_MODE: 'cluster' });
+    expect(r.status).toBe(78);
+    expect(r.stderr).toContain('REDIS_CLUSTER_NODES: is required with REDIS_MODE=cluster');
+    expect(r.stderr).toContain('REDIS_URL: applies to REDIS_MODE=standalone only');
+  });
+});
 
 describe('auth with bad configuration', () => {
   it('names a malformed REDIS_URL', () => {
