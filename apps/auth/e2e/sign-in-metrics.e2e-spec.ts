@@ -41,6 +41,15 @@ it('counts every sign-in step by stage and outcome', async () => {
     .SignInWithPassword({ tenant: `none-${randomUUID()}`, username: 'x', password: 'y' })
     .catch((e: unknown) => e);
   expect(reasonOf(noTenant)).toBe('SIGN_IN_FAILED');
+  // Key sign-in for a tenant that does not exist; a refresh with a token auth never issued.
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const jws = `${b64({ alg: 'ES256' })}.${b64({ tid: randomUUID(), sub: randomUUID() })}.c2ln`;
+  const noTenantKey = await auth.SignInWithKey({ request: jws }).catch((e: unknown) => e);
+  expect(reasonOf(noTenantKey)).toBe('SIGN_IN_FAILED');
+  const badRefresh = await auth
+    .RefreshWithPrt({ refreshToken: 'not-a-refresh-token', proof: 'x' })
+    .catch((e: unknown) => e);
+  expect((badRefresh as { code?: number }).code).toBeDefined();
   const badTicket = await auth
     .CompleteMfa({ mfaTicket: 'not-a-ticket', code: '123456' })
     .catch((e: unknown) => e);
@@ -54,11 +63,15 @@ it('counts every sign-in step by stage and outcome', async () => {
     'password bad_credentials': grew('password bad_credentials') >= 1,
     'password unknown_tenant': grew('password unknown_tenant') >= 1,
     'otp mfa_ticket_invalid': grew('otp mfa_ticket_invalid') >= 1,
+    'key unknown_tenant': grew('key unknown_tenant') >= 1,
+    'refresh refresh_token_invalid': grew('refresh refresh_token_invalid') >= 1,
   }).toEqual({
     'password success': true,
     'otp success': true,
     'password bad_credentials': true,
     'password unknown_tenant': true,
     'otp mfa_ticket_invalid': true,
+    'key unknown_tenant': true,
+    'refresh refresh_token_invalid': true,
   });
 }, 90_000);

@@ -42,6 +42,7 @@ import {
 import { z } from 'zod';
 import { AUTH_CONFIG, type AuthConfig } from '../config';
 import { emitEvent } from '../outbox';
+import { SignInMetrics } from '../sign-in/sign-in-metrics';
 import { type KeySession, type Prisma, PrismaClient } from '../generated/prisma/client';
 import { TokenIssuer } from '../signing-keys/token-issuer';
 import { type CredentialView, DeviceLookups, type DeviceView } from './device-lookups';
@@ -151,6 +152,7 @@ export class KeySignInService {
     @Inject(TokenIssuer) private readonly tokens: TokenIssuer,
     @Inject(OutboxRelay) private readonly relay: Pick<OutboxRelay, 'notify'>,
     @Inject(AUTH_CONFIG) private readonly config: AuthConfig,
+    @Inject(SignInMetrics) private readonly metrics: SignInMetrics,
   ) {
     this.devices = new DeviceAssertionVerifier(
       {
@@ -210,13 +212,19 @@ export class KeySignInService {
     const deviceId = typeof peek.sub === 'string' ? peek.sub.toLowerCase() : '';
     if (!UUID.test(tenantId) || !UUID.test(deviceId))
       throw malformed('a JWS with tid (tenant id) and sub (device id)');
-    if (!(await this.tenantExists(tenantId))) throw signInFailed();
+    if (!(await this.tenantExists(tenantId))) {
+      this.metrics.attempt('key', 'unknown_tenant');
+      throw signInFailed();
+    }
 
     const now = new Date();
     try {
-      return await this.verifyAndIssue(request, tenantId, deviceId, now, sourceIp);
+      const issued = await this.verifyAndIssue(request, tenantId, deviceId, now, sourceIp);
+      this.metrics.attempt('key', 'success');
+      return issued;
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
+      this.metrics.attempt('key', err.reason);
       await this.emit(SignInFailed, tenantId, {
         tenantId,
         stage: 'key',
@@ -420,18 +428,31 @@ export class KeySignInService {
 
   async refresh(input: unknown, sourceIp?: string) {
     const req = parseRequest(refreshRequest, input, 'INVALID_REFRESH_REQUEST');
-    if (!looksLikeRefreshToken(req.refreshToken)) throw refreshFailed();
+    if (!looksLikeRefreshToken(req.refreshToken)) {
+      this.metrics.attempt('refresh', 'refresh_token_invalid');
+      throw refreshFailed();
+    }
     const hash = hashRefreshToken(req.refreshToken);
     const session = await this.db.keySession.findUnique({ where: { tokenHash: hash } });
     if (!session) {
-      await this.detectReuse(hash, sourceIp);
+      const reused = await this.detectReuse(hash, sourceIp);
+      this.metrics.attempt('refresh', reused ? 'refresh_token_reused' : 'refresh_token_invalid');
       throw refreshFailed();
     }
     const now = new Date();
     try {
-      return await this.verifyAndRotate(session, req.refreshToken, req.proof, now, sourceIp);
+      const rotated = await this.verifyAndRotate(
+        session,
+        req.refreshToken,
+        req.proof,
+        now,
+        sourceIp,
+      );
+      this.metrics.attempt('refresh', 'success');
+      return rotated;
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
+      this.metrics.attempt('refresh', err.reason);
       await this.emit(SignInFailed, session.tenantId, {
         tenantId: session.tenantId,
         userId: session.userId,
@@ -447,9 +468,9 @@ export class KeySignInService {
   }
 
   /** A rotated-out PRT presented again: someone else holds a copy. The session ends. */
-  private async detectReuse(hash: string, sourceIp?: string): Promise<void> {
+  private async detectReuse(hash: string, sourceIp?: string): Promise<boolean> {
     const reused = await this.db.keySession.findUnique({ where: { previousTokenHash: hash } });
-    if (!reused) return;
+    if (!reused) return false;
     await this.db.$transaction(async (tx) => {
       const { count } = await tx.keySession.updateMany({
         where: { id: reused.id, status: 'active' },
@@ -486,6 +507,7 @@ export class KeySignInService {
           tx,
         );
     });
+    return true;
   }
 
   private async verifyAndRotate(

@@ -11,5 +11,6 @@ import { SignInThrottle } from './sign-in-throttle';
   imports: [SigningKeysModule],
   controllers: [SignInGrpcController, SignInHttpController],
   providers: [SignInService, SignInThrottle, MfaTicketStore, SignInMetrics],
+  exports: [SignInMetrics],
 })
 export class SignInModule {}
