@@ -144,9 +144,4 @@ export function createRedisFromConfig(config: RedisConfig, read?: ReadFile): Red
   }
 }
 
-/** A client for one server, from its URL (tests and tools). */
-export function createRedis(url: string): Redis {
-  return new Redis(url, { ...COMMON, retryStrategy });
-}
-
 export type { Cluster, Redis };
