@@ -22,6 +22,7 @@ function boundaries({ tests }) {
       scope('provisioning'),
       scope('auth'),
       scope('audit'),
+      scope('agent'),
       { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared'] },
       {
         sourceTag: 'type:app',

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// Compiles every app and lib with tsc into dist/, copies the proto files the
+// Compiles every app (the services and the device agent) and lib with tsc into dist/, copies the proto files the
 // services load at run time, and links dist/node_modules/@latchkey/<lib> to the
 // compiled lib so the workspace aliases resolve without a runtime path hook.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,6 +20,8 @@ export function build({ log = (m) => process.stderr.write(`${m}\n`) } = {}) {
     },
   );
   if (tsc.status !== 0) throw new Error('build: tsc failed');
+  // The device agent's CLI is a `bin` (root package.json and apps/agent/package.json).
+  chmodSync(join(root, 'dist/apps/agent/src/main.js'), 0o755);
   rmSync(join(root, 'dist/proto'), { recursive: true, force: true });
   cpSync(join(root, 'proto'), join(root, 'dist/proto'), { recursive: true });
   const scope = join(root, 'dist/node_modules/@latchkey');
