@@ -31,6 +31,7 @@ common options:
 
 Secrets (join token, password, TOTP code, PIN) are asked on the terminal, or read
 one per line from stdin when it is not a terminal. They are never printed.
+audit commands without --user take an admin access token from $LATCHKEY_ACCESS_TOKEN.
 
 exit status: 0 done, 1 refused or failed, 2 usage, 3 server unreachable, 4 PIN locked or key destroyed`;
 

@@ -54,8 +54,11 @@ async function exportLines(
   return text.split('\n').filter((l) => l.trim());
 }
 
+/** An admin's access token: LATCHKEY_ACCESS_TOKEN (scripts), else password + TOTP sign-in. */
 async function adminToken(ctx: AgentContext, tenant: string): Promise<string | undefined> {
   if (ctx.flags.file) return undefined;
+  if (process.env.LATCHKEY_ACCESS_TOKEN && !ctx.flags.user)
+    return process.env.LATCHKEY_ACCESS_TOKEN;
   return (await primarySignIn(ctx, tenant)).accessToken;
 }
 

@@ -1,0 +1,168 @@
+/**
+ * Helpers of the agent's end-to-end journey: the agent run as a child process
+ * (the built CLI), a bootstrap operator seeded with auth's own seed code (as
+ * `npm start` does), admin API clients, TOTP codes as an authenticator app
+ * makes them, and a TCP relay that records the bytes the agent sends.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { credentials, loadPackageDefinition, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { authenticator } from 'otplib';
+import { PROTO_LOADER_OPTIONS, PROTO_ROOT } from '@latchkey/contracts';
+import { launcher, REPO_ROOT, TEST_PROFILE, type UnaryClient } from '@latchkey/testing';
+
+export const AGENT_MAIN = join(REPO_ROOT, 'dist/apps/agent/src/main.js');
+
+export interface AgentRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `latchkey-agent args…` with `input` on stdin (one secret per line). */
+export function agent(
+  home: string,
+  args: string[],
+  input: string[] = [],
+  env: Record<string, string> = {},
+): Promise<AgentRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [AGENT_MAIN, ...args], {
+      env: { ...process.env, LATCHKEY_AGENT_HOME: home, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(input.map((l) => `${l}\n`).join(''));
+  });
+}
+
+/** The gRPC port offset of the test profile (the agent's --port-offset). */
+export function portOffset(): number {
+  return launcher.ports('auth', TEST_PROFILE).grpc - 50053;
+}
+
+export interface Account {
+  tenantId: string;
+  userId: string;
+  username: string;
+  password: string;
+  totpSecret: string;
+}
+
+/** A platform operator with password and active TOTP, made by auth's seed code in a child process. */
+export function seedOperator(username: string): Account {
+  const script = `
+    const { seedContext, createAccount } = require(${JSON.stringify(join(REPO_ROOT, 'dist/apps/auth/src/seed/seed.js'))});
+    const ctx = seedContext(process.env);
+    createAccount(ctx, '00000000-0000-0000-0000-000000000000', { username: ${JSON.stringify(username)}, displayName: 'Agent e2e operator', roles: ['operator'] })
+      .then((a) => { process.stdout.write(JSON.stringify(a)); return ctx.close(); })
+      .catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
+  const r = spawnSync(process.execPath, ['-e', script], {
+    env: launcher.serviceEnv('auth', TEST_PROFILE) as NodeJS.ProcessEnv,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (r.status !== 0) throw new Error(`seeding an operator failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Account;
+}
+
+/** A promise client of latchkey.auth.v1's AuthService or AdminService. */
+export function authClient(service: 'AuthService' | 'AdminService', address: string): UnaryClient {
+  const file = service === 'AdminService' ? 'admin.proto' : 'auth.proto';
+  const def = loadSync(join(PROTO_ROOT, 'latchkey/auth/v1', file), PROTO_LOADER_OPTIONS);
+  const pkg = loadPackageDefinition(def) as unknown as {
+    latchkey: {
+      auth: { v1: Record<string, new (a: string, c: unknown) => Record<string, unknown>> };
+    };
+  };
+  const raw = new pkg.latchkey.auth.v1[service]!(address, credentials.createInsecure());
+  return new Proxy({} as UnaryClient, {
+    get(_t, prop: string) {
+      if (prop === 'close') return () => (raw.close as () => void).call(raw);
+      const method = raw[prop] as (
+        req: object,
+        md: Metadata,
+        opts: object,
+        cb: (err: ServiceError | null, res: unknown) => void,
+      ) => void;
+      return (request: object, metadata = new Metadata()) =>
+        new Promise((resolve, reject) =>
+          method.call(raw, request, metadata, { deadline: Date.now() + 15000 }, (err, res) =>
+            err ? reject(err) : resolve(res as Record<string, unknown>),
+          ),
+        );
+    },
+  });
+}
+
+export function bearer(token: string): Metadata {
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  return md;
+}
+
+/** The next TOTP code not used yet for `secret` (auth accepts each time step once): waits for a new step if needed. */
+const lastStep = new Map<string, number>();
+export async function freshCode(secret: string): Promise<string> {
+  for (;;) {
+    const step = Math.floor(Date.now() / 30_000);
+    if ((lastStep.get(secret) ?? -1) < step) {
+      lastStep.set(secret, step);
+      return authenticator.generate(secret);
+    }
+    await new Promise((r) => setTimeout(r, 30_000 - (Date.now() % 30_000) + 50));
+  }
+}
+
+/** A TCP relay in front of a service that keeps every byte the client sends. */
+export class RecordingRelay {
+  readonly sent: Buffer[] = [];
+  private readonly sockets = new Set<Socket>();
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(target: { host: string; port: number }): Promise<RecordingRelay> {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const relay = new RecordingRelay(server, (server.address() as { port: number }).port);
+    server.on('connection', (client) => {
+      const upstream = connect(target.port, target.host);
+      relay.sockets.add(client).add(upstream);
+      client.on('data', (d: Buffer) => relay.sent.push(Buffer.from(d)));
+      client.pipe(upstream).pipe(client);
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+    });
+    return relay;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  bytes(): Buffer {
+    return Buffer.concat(this.sent);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
