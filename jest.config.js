@@ -20,6 +20,7 @@ const common = {
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper: {
     '^@latchkey/service-kit/(.*)$': '<rootDir>/libs/service-kit/src/$1',
+    '^@latchkey/contracts/(.*)$': '<rootDir>/libs/contracts/src/$1',
     '^@latchkey/([a-z-]+)$': '<rootDir>/libs/$1/src',
   },
   modulePathIgnorePatterns: ['<rootDir>/dist/'],

@@ -3,8 +3,10 @@
  *
  * Everything under ./gen is generated from proto/ by ts-proto
  * (`npx nx run contracts:generate`) and must never be edited by hand; this barrel
- * is the only hand-written source file of the library. It imports nothing from
- * other @latchkey libraries.
+ * and ./grpc-packages (where the services live and how their protos load,
+ * importable alone by clients that carry no Nest: `@latchkey/contracts/grpc-packages`)
+ * are the only hand-written source files of the library. They import nothing
+ * from other @latchkey libraries.
  *
  * The generated types describe the objects that Nest's gRPC transport hands to
  * handlers when the .proto files are loaded with PROTO_LOADER_OPTIONS:
@@ -12,8 +14,6 @@
  * int64 as decimal strings, google.protobuf.Timestamp as { seconds: string; nanos: number },
  * and unset message fields as null.
  */
-import * as path from 'path';
-import type { Options as ProtoLoaderOptions } from '@grpc/proto-loader';
 import type { Timestamp } from './gen/google/protobuf/timestamp';
 
 export * as registrationV1 from './gen/latchkey/registration/v1/registration';
@@ -23,70 +23,7 @@ export * as auditV1 from './gen/latchkey/audit/v1/audit';
 export * as googleProtobuf from './gen/google/protobuf/timestamp';
 export type { Timestamp } from './gen/google/protobuf/timestamp';
 
-/**
- * Absolute path of the proto/ directory (the proto include root).
- * Resolves to <repo>/proto when running from libs/contracts/src and to
- * dist/proto when running the build output (dist/libs/contracts/src), which is
- * why the build copies proto/ to dist/proto.
- */
-export const PROTO_ROOT: string = path.resolve(__dirname, '../../../proto');
-
-/** Where a gRPC service lives: its proto package, file (relative to PROTO_ROOT) and service name. */
-export interface GrpcPackageInfo {
-  /** Fully qualified proto package, e.g. "latchkey.registration.v1". */
-  readonly package: string;
-  /** Path of the .proto file relative to PROTO_ROOT. */
-  readonly protoPath: string;
-  /** Service name inside the package, e.g. "RegistrationService". */
-  readonly service: string;
-}
-
-/** The gRPC services of latchkey, by owning service. */
-export const GRPC_PACKAGES = {
-  registration: {
-    package: 'latchkey.registration.v1',
-    protoPath: 'latchkey/registration/v1/registration.proto',
-    service: 'RegistrationService',
-  },
-  provisioning: {
-    package: 'latchkey.provisioning.v1',
-    protoPath: 'latchkey/provisioning/v1/provisioning.proto',
-    service: 'ProvisioningService',
-  },
-  auth: {
-    package: 'latchkey.auth.v1',
-    protoPath: 'latchkey/auth/v1/auth.proto',
-    service: 'AuthService',
-  },
-  audit: {
-    package: 'latchkey.audit.v1',
-    protoPath: 'latchkey/audit/v1/audit.proto',
-    service: 'AuditService',
-  },
-} as const satisfies Record<string, GrpcPackageInfo>;
-
-/** Name of a latchkey service that serves gRPC: "registration" | "provisioning" | "auth" | "audit". */
-export type GrpcServiceName = keyof typeof GRPC_PACKAGES;
-
-/** Absolute path of a service's .proto file. */
-export function protoFile(service: GrpcServiceName): string {
-  return path.join(PROTO_ROOT, GRPC_PACKAGES[service].protoPath);
-}
-
-/**
- * @grpc/proto-loader options used by every gRPC server and client of latchkey
- * (Nest: `options.loader`). The generated types in ./gen assume exactly these.
- * `includeDirs` lets imports such as "google/protobuf/timestamp.proto" and
- * "latchkey/…" resolve; proto-loader bundles Google's well-known types.
- */
-export const PROTO_LOADER_OPTIONS: ProtoLoaderOptions & { includeDirs: string[] } = {
-  keepCase: false,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-  includeDirs: [PROTO_ROOT],
-};
+export * from './grpc-packages';
 
 /** Converts a Date to a google.protobuf.Timestamp (millisecond precision). */
 export function toTimestamp(date: Date): Timestamp {

@@ -15,7 +15,7 @@ import {
   type GrpcServiceName,
   PROTO_LOADER_OPTIONS,
   protoFile,
-} from '@latchkey/contracts';
+} from '@latchkey/contracts/grpc-packages';
 import type { Endpoints } from './endpoints';
 
 export type Call = (request: object, metadata?: Metadata) => Promise<Record<string, unknown>>;

@@ -1,0 +1,94 @@
+import {
+  createHmac,
+  createPublicKey,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+} from 'node:crypto';
+import { CompactEncrypt, compactVerify, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import {
+  deviceAssertion,
+  keySignInRequest,
+  openSessionKey,
+  proofOfPossession,
+  prtProof,
+} from './device-protocol';
+
+const device = {
+  tenantId: '6f1c9b1e-2f55-4a3c-9d57-1b6a4f1c2e10',
+  deviceId: '0b7e3f9a-8a41-4f0e-b0a4-5c1d2e3f4a5b',
+};
+const issuer = 'http://127.0.0.1:8083';
+const deviceKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+const userKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+const credential = { userId: 'u-1', credentialId: 'cred-abc', algorithm: 'ES256' as const };
+
+describe('device protocol messages', () => {
+  it('signs a key sign-in request with the device key around a user assertion that carries the same nonce', async () => {
+    const nonce = randomBytes(32).toString('base64url');
+    const jws = await keySignInRequest(device, deviceKey, credential, userKey, issuer, nonce);
+    expect(decodeProtectedHeader(jws)).toEqual({ alg: 'ES256', kid: device.deviceId });
+    const outer = await jwtVerify(jws, createPublicKey(deviceKey), { audience: issuer });
+    expect(outer.payload).toMatchObject({ tid: device.tenantId, sub: device.deviceId, nonce });
+    const inner = outer.payload.user_assertion as string;
+    expect(decodeProtectedHeader(inner)).toEqual({ alg: 'ES256', kid: 'cred-abc' });
+    const { payload } = await jwtVerify(inner, createPublicKey(userKey), {
+      audience: issuer,
+      issuer: 'u-1',
+    });
+    expect(payload.request_nonce).toBe(nonce);
+    expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(300);
+    // The device key does not verify the user's part, nor the user key the device's.
+    await expect(jwtVerify(inner, createPublicKey(deviceKey))).rejects.toThrow();
+  });
+
+  it('keys the PRT proof with HKDF-SHA256(session key, salt = ctx, info latchkey/prt-proof/v1)', async () => {
+    const sessionKey = randomBytes(32);
+    const ctx = randomBytes(32);
+    const proof = await prtProof(device, sessionKey, issuer, 'n-1', ctx);
+    const header = decodeProtectedHeader(proof);
+    expect(header).toEqual({ alg: 'HS256', ctx: ctx.toString('base64url') });
+    const key = Buffer.from(hkdfSync('sha256', sessionKey, ctx, 'latchkey/prt-proof/v1', 32));
+    const [h, p, s] = proof.split('.');
+    expect(createHmac('sha256', key).update(`${h}.${p}`).digest('base64url')).toBe(s);
+    expect(decodeJwt(proof)).toMatchObject({
+      tid: device.tenantId,
+      sub: device.deviceId,
+      aud: issuer,
+      nonce: 'n-1',
+    });
+    // A fresh ctx each time: two proofs never share a key.
+    const other = decodeProtectedHeader(await prtProof(device, sessionKey, issuer, 'n-1'));
+    expect(other.ctx).not.toBe(header.ctx);
+  });
+
+  it('opens a session key JWE sent to an RSA transport key (RSA-OAEP-256 + A256GCM)', async () => {
+    const transport = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const sessionKey = randomBytes(32);
+    const jwe = await new CompactEncrypt(sessionKey)
+      .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM' })
+      .encrypt(transport.publicKey);
+    expect(await openSessionKey(jwe, transport.privateKey)).toEqual(sessionKey);
+  });
+
+  it('refuses a session key that is not 32 bytes', async () => {
+    const transport = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwe = await new CompactEncrypt(randomBytes(16))
+      .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM' })
+      .encrypt(transport.publicKey);
+    await expect(openSessionKey(jwe, transport.privateKey)).rejects.toThrow(/32 bytes/);
+  });
+
+  it('makes device assertions for provisioning (kid = device id, a jti) and proofs over the challenge', async () => {
+    const a = await deviceAssertion(device, deviceKey);
+    const { payload, protectedHeader } = await jwtVerify(a, createPublicKey(deviceKey), {
+      audience: 'latchkey-provisioning',
+    });
+    expect(protectedHeader.kid).toBe(device.deviceId);
+    expect(payload).toMatchObject({ tid: device.tenantId, sub: device.deviceId });
+    expect(payload.jti).toEqual(expect.any(String));
+    const proof = await proofOfPossession('challenge-1', 'ES256', userKey);
+    const verified = await compactVerify(proof, createPublicKey(userKey));
+    expect(Buffer.from(verified.payload).toString()).toBe('challenge-1');
+  });
+});
