@@ -7,6 +7,11 @@ import {
 } from 'node:crypto';
 import { CompactEncrypt, compactVerify, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import {
+  createDeviceCa,
+  DeviceAssertionVerifier,
+  DeviceCertificateAuthority,
+} from '@latchkey/crypto';
+import {
   deviceAssertion,
   keySignInRequest,
   openSessionKey,
@@ -90,5 +95,42 @@ describe('device protocol messages', () => {
     const proof = await proofOfPossession('challenge-1', 'ES256', userKey);
     const verified = await compactVerify(proof, createPublicKey(userKey));
     expect(Buffer.from(verified.payload).toString()).toBe('challenge-1');
+  });
+
+  it('makes requests the shared device-assertion verifier accepts (kid = device id, the device certificate, aud, nonce)', async () => {
+    const material = await createDeviceCa({ tenantId: device.tenantId });
+    const ca = await DeviceCertificateAuthority.load(material);
+    const spki = createPublicKey(deviceKey).export({ type: 'spki', format: 'der' });
+    const { certificatePem } = await ca.issue({ ...device, spki, validityDays: 1 });
+    const directory = {
+      tenantCaCertificate: async (t: string) =>
+        t === device.tenantId ? material.certificatePem : null,
+      device: async (t: string, d: string) =>
+        t === device.tenantId && d === device.deviceId
+          ? { status: 'active', certificatePem }
+          : null,
+    };
+    const nonce = randomBytes(32).toString('base64url');
+    const signIn = await keySignInRequest(device, deviceKey, credential, userKey, issuer, nonce);
+    const verified = await new DeviceAssertionVerifier(directory, { audience: issuer }).verify(
+      signIn,
+      {
+        nonce,
+      },
+    );
+    expect(verified).toMatchObject({ tenantId: device.tenantId, deviceId: device.deviceId });
+    const forProvisioning = new DeviceAssertionVerifier(directory, {
+      audience: 'latchkey-provisioning',
+    });
+    await expect(
+      forProvisioning.verify(await deviceAssertion(device, deviceKey)),
+    ).resolves.toMatchObject({
+      deviceId: device.deviceId,
+    });
+    // Signed by another key: refused.
+    const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    await expect(forProvisioning.verify(await deviceAssertion(device, stranger))).rejects.toThrow(
+      /signature/,
+    );
   });
 });
