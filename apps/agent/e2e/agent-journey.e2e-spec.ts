@@ -9,93 +9,28 @@
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { eventually, grpcAddress, LOG_DIR, TMP_DIR } from '@latchkey/testing';
 import {
-  eventually,
-  grpcAddress,
-  grpcClient,
-  LOG_DIR,
-  TMP_DIR,
-  type UnaryClient,
-} from '@latchkey/testing';
-import {
-  type Account,
   agent,
-  authClient,
+  AgentTenant,
   bearer,
   freshCode,
+  keySignInServed,
   portOffset,
   RecordingRelay,
-  seedOperator,
 } from './support';
 
-// Key sign-in (SignInWithKey, RefreshWithPrt) is auth's work in progress: the
-// steps that need it run once auth serves it.
-const keySignInServed = (() => {
-  const dir = join(__dirname, '../../auth/src');
-  const files = readdirSync(dir, { recursive: true }) as string[];
-  return files.some(
-    (f) =>
-      f.endsWith('.ts') &&
-      /GrpcMethod\([^)]*'SignInWithKey'/.test(readFileSync(join(dir, f), 'utf8')),
-  );
-})();
 const withKeySignIn = keySignInServed ? it : it.skip;
 
 const PIN = 'Qv7-lantern-42';
 const NEW_PIN = 'Hx3-orchard-95';
 const WRONG_PIN = 'Zt9-meadow-17';
-const unique = (p: string) =>
-  `${p}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 let home: string;
-let auth: UnaryClient;
-let admin: UnaryClient;
-let registration: UnaryClient;
-let provisioning: UnaryClient;
+let t: AgentTenant;
 let relays: Record<'registration' | 'provisioning' | 'auth', RecordingRelay>;
-let tenantId: string;
-let adminAccount: Account;
-let alice: Account;
 let deviceId: string;
 let credentialId: string;
-
-/** Password sign-in + (first) TOTP enrolment of a user made through the admin API, as its owner would. */
-async function enrolTotp(a: Omit<Account, 'totpSecret'>): Promise<Account & { token: string }> {
-  const first = await auth.SignInWithPassword({
-    tenant: a.tenantId,
-    username: a.username,
-    password: a.password,
-  });
-  expect(first.totpEnrollmentRequired).toBe(true);
-  const { secret } = (await auth.EnrollTotp({ mfaTicket: first.mfaTicket })) as { secret: string };
-  const done = await auth.CompleteMfa({
-    mfaTicket: first.mfaTicket,
-    code: await freshCode(secret),
-  });
-  return { ...a, totpSecret: secret, token: done.accessToken as string };
-}
-
-async function signIn(a: Account): Promise<string> {
-  const first = await auth.SignInWithPassword({
-    tenant: a.tenantId,
-    username: a.username,
-    password: a.password,
-  });
-  const done = await auth.CompleteMfa({
-    mfaTicket: first.mfaTicket,
-    code: await freshCode(a.totpSecret),
-  });
-  return done.accessToken as string;
-}
-
-async function newUser(token: string, username: string, roles: string[]) {
-  const password = `pw-${unique('secret')}-long`;
-  const res = await admin.CreateUser(
-    { tenantId, user: { username, displayName: username, roles, password } },
-    bearer(token),
-  );
-  return { tenantId, userId: (res.user as { userId: string }).userId, username, password };
-}
 
 /** The agent with the test profile's services, its gRPC through the recording relays. */
 function run(args: string[], input: string[] = []) {
@@ -116,70 +51,34 @@ function run(args: string[], input: string[] = []) {
   return agent(home, [...args, ...flags], input);
 }
 
-async function credentialsOfDevice(): Promise<{ credentialId: string; status: string }[]> {
-  const token = await adminToken();
-  const res = await provisioning.listCredentials!({ tenantId, deviceId }, bearer(token));
-  return res.credentials as { credentialId: string; status: string }[];
-}
-
-let cachedAdminToken: { token: string; at: number } | undefined;
-async function adminToken(): Promise<string> {
-  if (!cachedAdminToken || Date.now() - cachedAdminToken.at > 4 * 60_000)
-    cachedAdminToken = { token: await signIn(adminAccount), at: Date.now() };
-  return cachedAdminToken.token;
-}
-
 beforeAll(async () => {
   home = join(mkdtempSync(join(TMP_DIR, 'agent-')), 'keystore');
-  auth = authClient('AuthService', grpcAddress('auth'));
-  admin = authClient('AdminService', grpcAddress('auth'));
-  registration = grpcClient('registration', grpcAddress('registration'));
-  provisioning = grpcClient('provisioning', grpcAddress('provisioning'));
   const target = (s: string) => ({ host: '127.0.0.1', port: Number(grpcAddress(s).split(':')[1]) });
   relays = {
     registration: await RecordingRelay.start(target('registration')),
     provisioning: await RecordingRelay.start(target('provisioning')),
     auth: await RecordingRelay.start(target('auth')),
   };
-  const operator = seedOperator(unique('agent-op'));
-  const operatorToken = await signIn(operator);
-  const tenant = await admin.CreateTenant(
-    { name: unique('agent'), displayName: 'Agent journey' },
-    bearer(operatorToken),
-  );
-  tenantId = (tenant.tenant as { tenantId: string }).tenantId;
-  const a = await enrolTotp(await newUser(operatorToken, 'admin', ['admin', 'user']));
-  adminAccount = a;
-  cachedAdminToken = { token: a.token, at: Date.now() };
-  alice = await enrolTotp(await newUser(a.token, 'alice', ['user']));
-  await eventually(
-    async () =>
-      (await registration.getTenantCaCertificate!({ tenantId }).catch(() => undefined)) ??
-      undefined,
-    { what: 'the tenant device CA', timeoutMs: 60_000 },
-  );
+  t = await AgentTenant.create('agent');
 }, 180_000);
 
 afterAll(async () => {
-  for (const c of [auth, admin, registration, provisioning]) c?.close();
+  t?.close();
   await Promise.all(Object.values(relays ?? {}).map((r) => r.close()));
   if (home) rmSync(join(home, '..'), { recursive: true, force: true });
 });
 
 describe('latchkey-agent against the real stack', () => {
   it('registers the device with a join token: device active, keys in a 0700 keystore of 0600 files', async () => {
-    const joinToken = await registration.createJoinToken!(
-      { tenantId, maxUses: 1, ttlSeconds: 600 },
-      bearer(await adminToken()),
-    );
+    const joinToken = await t.joinToken();
     const r = await run(
-      ['register', '--tenant', tenantId, '--name', 'LINUX-AGENT-1', '--json'],
-      [joinToken.token as string],
+      ['register', '--tenant', t.tenantId, '--name', 'LINUX-AGENT-1', '--json'],
+      [joinToken],
     );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     deviceId = (JSON.parse(r.stdout) as { deviceId: string }).deviceId;
-    const { device } = (await registration.getDevice!({ tenantId, deviceId })) as {
+    const { device } = (await t.registration.getDevice!({ tenantId: t.tenantId, deviceId })) as {
       device: { status: string; attestationLevel: string; displayName: string };
     };
     expect(device).toMatchObject({
@@ -192,8 +91,8 @@ describe('latchkey-agent against the real stack', () => {
     // The join token was used up: a second device cannot join with it.
     const again = await agent(
       join(home, '..', 'second'),
-      ['register', '--tenant', tenantId, '--plaintext', '--port-offset', String(portOffset())],
-      [joinToken.token as string],
+      ['register', '--tenant', t.tenantId, '--plaintext', '--port-offset', String(portOffset())],
+      [joinToken],
     );
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/registration refused RegisterDevice/);
@@ -202,14 +101,14 @@ describe('latchkey-agent against the real stack', () => {
   it('provisions a user key after password + TOTP, sealed under a new PIN', async () => {
     const r = await run(
       ['provision', '--user', 'alice', '--json'],
-      [alice.password, await freshCode(alice.totpSecret), PIN, PIN],
+      [t.alice.password, await freshCode(t.alice.totpSecret), PIN, PIN],
     );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { credentialId: string; userId: string; algorithm: string };
-    expect(out).toMatchObject({ userId: alice.userId, algorithm: 'ES256' });
+    expect(out).toMatchObject({ userId: t.alice.userId, algorithm: 'ES256' });
     credentialId = out.credentialId;
-    expect(await credentialsOfDevice()).toEqual([
+    expect(await t.credentialsOf(deviceId)).toEqual([
       expect.objectContaining({ credentialId, status: 'CREDENTIAL_STATUS_ACTIVE' }),
     ]);
     expect(statSync(join(home, 'user-key.json')).mode & 0o777).toBe(0o600);
@@ -234,8 +133,8 @@ describe('latchkey-agent against the real stack', () => {
         accessToken: Record<string, unknown>;
       };
       expect(out.accessToken).toMatchObject({
-        sub: alice.userId,
-        tid: tenantId,
+        sub: t.alice.userId,
+        tid: t.tenantId,
         did: deviceId,
         cid: credentialId,
       });
@@ -288,9 +187,9 @@ describe('latchkey-agent against the real stack', () => {
   withKeySignIn(
     'refuses the login once an admin revoked the key, with a clear message',
     async () => {
-      await provisioning.revokeCredential!(
-        { tenantId, credentialId, reason: 'agent e2e: lost laptop' },
-        bearer(await adminToken()),
+      await t.provisioning.revokeCredential!(
+        { tenantId: t.tenantId, credentialId, reason: 'agent e2e: lost laptop' },
+        bearer(await t.adminToken()),
       );
       const r = await run(['login'], [PIN]);
       expect(r.code).toBe(1);
@@ -302,13 +201,13 @@ describe('latchkey-agent against the real stack', () => {
   it('resets the PIN destructively: a new key after password + TOTP, the old one revoked', async () => {
     const r = await run(
       ['reset-pin', '--user', 'alice', '--json'],
-      [alice.password, await freshCode(alice.totpSecret), NEW_PIN, NEW_PIN],
+      [t.alice.password, await freshCode(t.alice.totpSecret), NEW_PIN, NEW_PIN],
     );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { credentialId: string };
     expect(out.credentialId).not.toBe(credentialId);
-    const creds = await credentialsOfDevice();
+    const creds = await t.credentialsOf(deviceId);
     expect(creds).toEqual(
       expect.arrayContaining([
         expect.objectContaining({
@@ -338,7 +237,7 @@ describe('latchkey-agent against the real stack', () => {
   it("never lets a PIN leave the device: not in the keystore, the services' logs or the gRPC traffic", async () => {
     const traffic = Buffer.concat(Object.values(relays).map((r) => r.bytes()));
     // The capture works: the password does travel (to auth, in SignInWithPassword).
-    expect(traffic.includes(Buffer.from(alice.password))).toBe(true);
+    expect(traffic.includes(Buffer.from(t.alice.password))).toBe(true);
     const files = [
       ...readdirSync(home).map((f) => join(home, f)),
       ...readdirSync(LOG_DIR).map((f) => join(LOG_DIR, f)),
@@ -354,7 +253,7 @@ describe('latchkey-agent against the real stack', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(readdirSync(home)).toEqual([]);
-    const creds = await credentialsOfDevice();
+    const creds = await t.credentialsOf(deviceId);
     expect(creds.find((c) => c.credentialId === credentialId)).toBeUndefined();
     const s = await run(['status']);
     expect(s.code).toBe(1);
@@ -362,10 +261,10 @@ describe('latchkey-agent against the real stack', () => {
   }, 60_000);
 
   it("tails and verifies the tenant's audit trail, in order", async () => {
-    const common = ['--tenant', tenantId, '--plaintext', '--port-offset', String(portOffset())];
+    const common = ['--tenant', t.tenantId, '--plaintext', '--port-offset', String(portOffset())];
     const tail = async () => {
       const r = await agent(home, ['audit', 'tail', '--json', ...common], [], {
-        LATCHKEY_ACCESS_TOKEN: await adminToken(),
+        LATCHKEY_ACCESS_TOKEN: await t.adminToken(),
       });
       expect(r.code).toBe(0);
       return r.stdout
@@ -403,11 +302,11 @@ describe('latchkey-agent against the real stack', () => {
     const v = await agent(
       home,
       ['audit', 'verify', '--user', 'admin', ...common],
-      [adminAccount.password, await freshCode(adminAccount.totpSecret)],
+      [t.admin.password, await freshCode(t.admin.totpSecret)],
     );
     expect(v.stderr).toBe('');
     expect(v.code).toBe(0);
-    expect(v.stdout).toMatch(new RegExp(`^ok      ${tenantId}  seq 1\\.\\.\\d+`, 'm'));
+    expect(v.stdout).toMatch(new RegExp(`^ok      ${t.tenantId}  seq 1\\.\\.\\d+`, 'm'));
     expect(v.stdout).toMatch(/^VERIFIED$/m);
   }, 300_000);
 });

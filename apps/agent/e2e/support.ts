@@ -6,12 +6,21 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, loadPackageDefinition, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { authenticator } from 'otplib';
 import { PROTO_LOADER_OPTIONS, PROTO_ROOT } from '@latchkey/contracts';
-import { launcher, REPO_ROOT, TEST_PROFILE, type UnaryClient } from '@latchkey/testing';
+import {
+  eventually,
+  grpcAddress,
+  grpcClient,
+  launcher,
+  REPO_ROOT,
+  TEST_PROFILE,
+  type UnaryClient,
+} from '@latchkey/testing';
 
 export const AGENT_MAIN = join(REPO_ROOT, 'dist/apps/agent/src/main.js');
 
@@ -166,3 +175,130 @@ export class RecordingRelay {
     await new Promise<void>((r) => this.server.close(() => r()));
   }
 }
+
+const unique = (p: string) =>
+  `${p}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+/**
+ * A fresh tenant made the way people make one: an operator (seeded) creates
+ * it, then its admin and the user alice through the admin API; each enrols
+ * TOTP on first sign-in, as its owner would with an authenticator app.
+ */
+export class AgentTenant {
+  readonly auth = authClient('AuthService', grpcAddress('auth'));
+  readonly adminApi = authClient('AdminService', grpcAddress('auth'));
+  readonly registration = grpcClient('registration', grpcAddress('registration'));
+  readonly provisioning = grpcClient('provisioning', grpcAddress('provisioning'));
+  tenantId = '';
+  admin!: Account;
+  alice!: Account;
+  private cachedAdminToken?: { token: string; at: number };
+
+  static async create(label: string): Promise<AgentTenant> {
+    const t = new AgentTenant();
+    const operator = seedOperator(unique(`${label}-op`));
+    const operatorToken = await t.signIn(operator);
+    const tenant = await t.adminApi.CreateTenant(
+      { name: unique(label), displayName: `Agent ${label}` },
+      bearer(operatorToken),
+    );
+    t.tenantId = (tenant.tenant as { tenantId: string }).tenantId;
+    const admin = await t.enrolTotp(await t.newUser(operatorToken, 'admin', ['admin', 'user']));
+    t.admin = admin;
+    t.cachedAdminToken = { token: admin.token, at: Date.now() };
+    t.alice = await t.enrolTotp(await t.newUser(admin.token, 'alice', ['user']));
+    await eventually(
+      async () =>
+        (await t.registration.getTenantCaCertificate!({ tenantId: t.tenantId }).catch(
+          () => undefined,
+        )) ?? undefined,
+      { what: 'the tenant device CA', timeoutMs: 60_000 },
+    );
+    return t;
+  }
+
+  async signIn(a: Account): Promise<string> {
+    const first = await this.auth.SignInWithPassword({
+      tenant: a.tenantId,
+      username: a.username,
+      password: a.password,
+    });
+    const done = await this.auth.CompleteMfa({
+      mfaTicket: first.mfaTicket,
+      code: await freshCode(a.totpSecret),
+    });
+    return done.accessToken as string;
+  }
+
+  /** Password sign-in + first TOTP enrolment of a user made through the admin API. */
+  private async enrolTotp(a: Omit<Account, 'totpSecret'>): Promise<Account & { token: string }> {
+    const first = await this.auth.SignInWithPassword({
+      tenant: a.tenantId,
+      username: a.username,
+      password: a.password,
+    });
+    if (!first.totpEnrollmentRequired) throw new Error(`${a.username} has a TOTP factor already`);
+    const { secret } = (await this.auth.EnrollTotp({ mfaTicket: first.mfaTicket })) as {
+      secret: string;
+    };
+    const done = await this.auth.CompleteMfa({
+      mfaTicket: first.mfaTicket,
+      code: await freshCode(secret),
+    });
+    return { ...a, totpSecret: secret, token: done.accessToken as string };
+  }
+
+  private async newUser(token: string, username: string, roles: string[]) {
+    const password = `pw-${unique('secret')}-long`;
+    const res = await this.adminApi.CreateUser(
+      { tenantId: this.tenantId, user: { username, displayName: username, roles, password } },
+      bearer(token),
+    );
+    return {
+      tenantId: this.tenantId,
+      userId: (res.user as { userId: string }).userId,
+      username,
+      password,
+    };
+  }
+
+  /** An admin access token (signed in again when the cached one gets old). */
+  async adminToken(): Promise<string> {
+    if (!this.cachedAdminToken || Date.now() - this.cachedAdminToken.at > 4 * 60_000)
+      this.cachedAdminToken = { token: await this.signIn(this.admin), at: Date.now() };
+    return this.cachedAdminToken.token;
+  }
+
+  async joinToken(): Promise<string> {
+    const res = await this.registration.createJoinToken!(
+      { tenantId: this.tenantId, maxUses: 1, ttlSeconds: 600 },
+      bearer(await this.adminToken()),
+    );
+    return res.token as string;
+  }
+
+  async credentialsOf(
+    deviceId: string,
+  ): Promise<{ credentialId: string; status: string; attestationLevel: string }[]> {
+    const res = await this.provisioning.listCredentials!(
+      { tenantId: this.tenantId, deviceId },
+      bearer(await this.adminToken()),
+    );
+    return res.credentials as { credentialId: string; status: string; attestationLevel: string }[];
+  }
+
+  close(): void {
+    for (const c of [this.auth, this.adminApi, this.registration, this.provisioning]) c.close();
+  }
+}
+
+/** Key sign-in (SignInWithKey, RefreshWithPrt) is auth's work in progress: steps that need it run once auth serves it. */
+export const keySignInServed = (() => {
+  const dir = join(REPO_ROOT, 'apps/auth/src');
+  const files = readdirSync(dir, { recursive: true }) as string[];
+  return files.some(
+    (f) =>
+      f.endsWith('.ts') &&
+      /GrpcMethod\([^)]*'SignInWithKey'/.test(readFileSync(join(dir, f), 'utf8')),
+  );
+})();

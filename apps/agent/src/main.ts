@@ -16,10 +16,11 @@ commands:
   register   --tenant <id> [--join-token <token>] [--name <display name>] [--join-type joined|registered]
              [--server <host>] [--port-offset <n>] [--plaintext | --tls-ca <file>]
   provision  [--user <username>] [--friendly-name <text>]    password, TOTP code, then a new PIN
+             [--tpm [--tcti <tcti>]]   the user key inside the TPM, the PIN its authorization value
   login                                                       PIN → key sign-in; prints the token claims
   refresh                                                     new tokens with the PRT (rotated)
   status                                                      device, key, PIN, session, servers
-  reset-pin  [--user <username>]                              destructive: a new key after password + TOTP
+  reset-pin  [--user <username>] [--tpm [--tcti <tcti>]]     destructive: a new key after password + TOTP
   unregister [--force]                                        deletes the user key on the server, wipes the keystore
   audit tail   [--tenant <id>] --user <admin> [--follow] [--from-seq <n>] [--file <export.ndjson>]
   audit verify [--tenant <id>] --user <admin> [--keys <file|url>] [--file <export.ndjson>] [--allow-partial]
@@ -44,6 +45,7 @@ const OPTIONS = {
   'join-type': { type: 'string' },
   name: { type: 'string' },
   tpm: { type: 'boolean' },
+  tcti: { type: 'string' },
   user: { type: 'string' },
   'friendly-name': { type: 'string' },
   'pin-min-length': { type: 'string' },

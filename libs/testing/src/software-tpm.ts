@@ -49,9 +49,14 @@ export class SoftwareTpm {
     return tpm;
   }
 
+  /** The TPM2TOOLS_TCTI that reaches this TPM (for tools and clients of its own, e.g. the device agent). */
+  get tcti(): string {
+    return `swtpm:host=127.0.0.1,port=${this.port}`;
+  }
+
   /** Runs a tpm2-tools command in the TPM's directory, then flushes transient objects (no resource manager). */
   run(tool: string, ...args: string[]): string {
-    const env = { ...process.env, TPM2TOOLS_TCTI: `swtpm:host=127.0.0.1,port=${this.port}` };
+    const env = { ...process.env, TPM2TOOLS_TCTI: this.tcti };
     const out = execFileSync(tool, args, { cwd: this.dir, env, encoding: 'utf8', stdio: 'pipe' });
     execFileSync('tpm2_flushcontext', ['-t'], { cwd: this.dir, env, stdio: 'pipe' });
     return out;

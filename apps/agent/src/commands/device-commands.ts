@@ -162,7 +162,9 @@ export async function status(ctx: AgentContext): Promise<void> {
       : pin.destroyed
         ? 'key      destroyed after too many wrong PINs: run `latchkey-agent reset-pin`'
         : 'key      none: run `latchkey-agent provision`',
-    `pin      ${pin.failures} wrong attempts${lockedFor ? `, locked for ${lockedFor} s` : ''}`,
+    key?.storage === 'tpm'
+      ? 'pin      checked by the TPM (its dictionary-attack protection counts wrong PINs)'
+      : `pin      ${pin.failures} wrong attempts${lockedFor ? `, locked for ${lockedFor} s` : ''}`,
     session
       ? `session  ${session.sessionId}: access token ${accessValid ? 'valid' : 'expired'} until ${session.accessTokenExpireTime}, PRT until ${session.refreshTokenExpireTime}`
       : 'session  none: run `latchkey-agent login`',

@@ -9,11 +9,14 @@ import { KeystoreError } from '../keystore/software-keystore';
 import {
   deviceAssertion,
   discoverIssuer,
+  type JwsSigner,
   keySignInRequest,
   openSessionKey,
   proofOfPossession,
   prtProof,
+  softwareSigner,
 } from '../protocol/device-protocol';
+import { TpmUserKeys, tpmUserKeySigner } from '../tpm/tpm-user-key';
 import { UsageError } from '../server/endpoints';
 import { primarySignIn } from './primary-sign-in';
 
@@ -36,8 +39,21 @@ async function newPin(ctx: AgentContext): Promise<string> {
   throw new UsageError('no acceptable PIN given');
 }
 
-/** Begin → Complete provisioning of a new software user key; returns it with its credential. */
-async function provisionKey(ctx: AgentContext, device: DeviceState, accessToken: string) {
+/** The TCTI of the TPM for --tpm: --tcti, else $TPM2TOOLS_TCTI, else the kernel's resource manager. */
+function tctiOf(ctx: AgentContext): string {
+  return (
+    (ctx.flags.tcti as string | undefined) ?? process.env.TPM2TOOLS_TCTI ?? 'device:/dev/tpmrm0'
+  );
+}
+
+/** Begin → Complete provisioning of a new user key (software, or in the TPM with --tpm) under `pin`. */
+async function provisionKey(
+  ctx: AgentContext,
+  device: DeviceState,
+  accessToken: string,
+  pin: string,
+  tcti: string | undefined,
+) {
   const provisioning = ctx.clients().of('provisioning');
   const begun = await provisioning.call(
     'BeginProvisioning',
@@ -48,24 +64,44 @@ async function provisionKey(ctx: AgentContext, device: DeviceState, accessToken:
     accessToken,
   );
   const policy = begun.policy as { requireTpm: boolean; allowedAlgorithms: string[] };
+  const inTpm = tcti !== undefined;
+  if (policy.requireTpm && !inTpm)
+    throw new UsageError('the tenant requires TPM-backed keys: provision with --tpm');
   if (policy.requireTpm)
     throw new UsageError(
-      'the tenant requires TPM-backed keys: this device uses the software keystore',
+      'the tenant requires TPM key attestations, which the agent does not make yet',
     );
   const allowed = policy.allowedAlgorithms ?? [];
   const algorithm: 'ES256' | 'RS256' =
-    allowed.length === 0 || allowed.includes('ES256') ? 'ES256' : 'RS256';
-  if (!allowed.includes(algorithm) && allowed.length)
+    allowed.length === 0 || allowed.includes('ES256') || inTpm ? 'ES256' : 'RS256';
+  if (allowed.length && !allowed.includes(algorithm))
     throw new UsageError(`the tenant allows only ${allowed.join(', ')}`);
-  const privateKey: KeyObject = (
-    algorithm === 'ES256'
-      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      : generateKeyPairSync('rsa', { modulusLength: 2048 })
-  ).privateKey;
-  const publicKeyJwk = createPublicKey(privateKey).export({ format: 'jwk' }) as Record<
-    string,
-    unknown
-  >;
+  let publicKey: KeyObject;
+  let signer: JwsSigner;
+  let privateKey: KeyObject | undefined;
+  let tpm: { tcti: string; public: string; private: string } | undefined;
+  if (tcti !== undefined) {
+    const created = new TpmUserKeys(tcti).create(pin);
+    publicKey = created.publicKey;
+    tpm = {
+      tcti,
+      public: created.blobs.public.toString('base64url'),
+      private: created.blobs.private.toString('base64url'),
+    };
+    signer = {
+      alg: 'ES256',
+      sign: async (input) => new TpmUserKeys(tcti).sign(created.blobs, pin, input),
+    };
+  } else {
+    privateKey = (
+      algorithm === 'ES256'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        : generateKeyPairSync('rsa', { modulusLength: 2048 })
+    ).privateKey;
+    publicKey = createPublicKey(privateKey);
+    signer = softwareSigner(privateKey, algorithm);
+  }
+  const publicKeyJwk = publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
   const challenge = begun.challenge as string;
   const done = await provisioning.call(
     'CompleteProvisioning',
@@ -74,18 +110,19 @@ async function provisionKey(ctx: AgentContext, device: DeviceState, accessToken:
       challenge,
       publicKeyJwk: JSON.stringify(publicKeyJwk),
       algorithm,
-      proofOfPossession: await proofOfPossession(challenge, algorithm, privateKey),
+      proofOfPossession: await proofOfPossession(challenge, signer),
       friendlyName:
         (ctx.flags['friendly-name'] as string | undefined) ??
-        `${device.displayName} (latchkey-agent)`,
+        `${device.displayName} (latchkey-agent${inTpm ? ', TPM' : ''})`,
     },
     accessToken,
   );
   const credential = done.credential as { credentialId: string; attestationLevel: string };
-  if (credential.credentialId !== spkiThumbprint(privateKey))
+  if (credential.credentialId !== spkiThumbprint(publicKey))
     throw new Error('provisioning returned a credential id that is not the key thumbprint');
   return {
     privateKey,
+    tpm,
     publicKeyJwk,
     algorithm,
     credentialId: credential.credentialId,
@@ -120,7 +157,9 @@ async function provisionOrReset(ctx: AgentContext, reset: boolean): Promise<void
       `the key on this device belongs to ${existing.username}: sign in as that user`,
     );
   const pin = await newPin(ctx);
-  const key = await provisionKey(ctx, device, signedIn.accessToken);
+  // A reset keeps the key where it was (the TPM) unless told otherwise.
+  const tcti = ctx.flags.tpm ? tctiOf(ctx) : reset && existing?.tpm ? existing.tpm.tcti : undefined;
+  const key = await provisionKey(ctx, device, signedIn.accessToken, pin, tcti);
   if (reset) ctx.keystore.removeUserKey();
   ctx.keystore.storeUserKey(
     {
@@ -129,8 +168,9 @@ async function provisionOrReset(ctx: AgentContext, reset: boolean): Promise<void
       username: signedIn.username,
       algorithm: key.algorithm,
       publicKeyJwk: key.publicKeyJwk,
-      storage: 'software',
+      storage: key.tpm ? 'tpm' : 'software',
       createdAt: new Date().toISOString(),
+      ...(key.tpm ? { tpm: key.tpm } : {}),
     },
     key.privateKey,
     pin,
@@ -140,9 +180,10 @@ async function provisionOrReset(ctx: AgentContext, reset: boolean): Promise<void
       credentialId: key.credentialId,
       userId: signedIn.userId,
       algorithm: key.algorithm,
+      storage: key.tpm ? 'tpm' : 'software',
       replacedCredentialIds: key.replaced,
     },
-    `${reset ? 'PIN reset: new' : 'provisioned'} user key ${key.credentialId} (${key.algorithm}, software keystore) for ${signedIn.username}` +
+    `${reset ? 'PIN reset: new' : 'provisioned'} user key ${key.credentialId} (${key.algorithm}, ${key.tpm ? 'in the TPM' : 'software keystore'}) for ${signedIn.username}` +
       (key.replaced.length ? `\n  replaced (revoked): ${key.replaced.join(', ')}` : ''),
   );
 }
@@ -227,9 +268,18 @@ function storeSession(
 
 export async function login(ctx: AgentContext): Promise<void> {
   const device = ctx.device();
-  ctx.keystore.assertPinUsable();
+  const stored = ctx.keystore.userKey();
+  // Software keys: the agent's anti-hammering; TPM keys: the TPM's own.
+  if (stored?.storage !== 'tpm') ctx.keystore.assertPinUsable();
   const pin = await ctx.terminal.secret('PIN: ');
-  const { record, privateKey } = ctx.keystore.unlockUserKey(pin);
+  let record = stored!;
+  let signer: JwsSigner;
+  if (record.storage === 'tpm') signer = tpmUserKeySigner(record, pin);
+  else {
+    const unlocked = ctx.keystore.unlockUserKey(pin);
+    record = unlocked.record;
+    signer = softwareSigner(unlocked.privateKey, record.algorithm);
+  }
   const issuer = await issuerOf(ctx, device);
   const auth = ctx.clients().of('auth');
   const { nonce } = (await auth.call('GetNonce', {
@@ -241,7 +291,7 @@ export async function login(ctx: AgentContext): Promise<void> {
     device,
     ctx.keystore.deviceKey(),
     record,
-    privateKey,
+    signer,
     issuer,
     nonce,
   );

@@ -81,7 +81,10 @@ export interface UserKeyRecord {
   publicKeyJwk: Record<string, unknown>;
   storage: 'software' | 'tpm';
   createdAt: string;
+  /** Software storage: the private key sealed under the PIN. */
   sealed?: SealedKey;
+  /** TPM storage: the TPM-wrapped key blobs (base64url) and the TPM's TCTI. */
+  tpm?: { tcti: string; public: string; private: string };
 }
 
 const FILES = {

@@ -17,6 +17,7 @@ import {
   openSessionKey,
   proofOfPossession,
   prtProof,
+  softwareSigner,
 } from './device-protocol';
 
 const device = {
@@ -31,7 +32,14 @@ const credential = { userId: 'u-1', credentialId: 'cred-abc', algorithm: 'ES256'
 describe('device protocol messages', () => {
   it('signs a key sign-in request with the device key around a user assertion that carries the same nonce', async () => {
     const nonce = randomBytes(32).toString('base64url');
-    const jws = await keySignInRequest(device, deviceKey, credential, userKey, issuer, nonce);
+    const jws = await keySignInRequest(
+      device,
+      deviceKey,
+      credential,
+      softwareSigner(userKey, 'ES256'),
+      issuer,
+      nonce,
+    );
     expect(decodeProtectedHeader(jws)).toEqual({ alg: 'ES256', kid: device.deviceId });
     const outer = await jwtVerify(jws, createPublicKey(deviceKey), { audience: issuer });
     expect(outer.payload).toMatchObject({ tid: device.tenantId, sub: device.deviceId, nonce });
@@ -92,7 +100,7 @@ describe('device protocol messages', () => {
     expect(protectedHeader.kid).toBe(device.deviceId);
     expect(payload).toMatchObject({ tid: device.tenantId, sub: device.deviceId });
     expect(payload.jti).toEqual(expect.any(String));
-    const proof = await proofOfPossession('challenge-1', 'ES256', userKey);
+    const proof = await proofOfPossession('challenge-1', softwareSigner(userKey, 'ES256'));
     const verified = await compactVerify(proof, createPublicKey(userKey));
     expect(Buffer.from(verified.payload).toString()).toBe('challenge-1');
   });
@@ -111,7 +119,14 @@ describe('device protocol messages', () => {
           : null,
     };
     const nonce = randomBytes(32).toString('base64url');
-    const signIn = await keySignInRequest(device, deviceKey, credential, userKey, issuer, nonce);
+    const signIn = await keySignInRequest(
+      device,
+      deviceKey,
+      credential,
+      softwareSigner(userKey, 'ES256'),
+      issuer,
+      nonce,
+    );
     const verified = await new DeviceAssertionVerifier(directory, { audience: issuer }).verify(
       signIn,
       {

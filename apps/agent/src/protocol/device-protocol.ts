@@ -4,8 +4,8 @@
  * assertion, the PRT proof keyed from the session key, and the session key's
  * JWE. Pure functions over keys the caller has unlocked.
  */
-import { hkdfSync, type KeyObject, randomBytes, randomUUID } from 'node:crypto';
-import { CompactSign, compactDecrypt, SignJWT } from 'jose';
+import { hkdfSync, type KeyObject, randomBytes, randomUUID, sign } from 'node:crypto';
+import { compactDecrypt, SignJWT } from 'jose';
 
 export const PROVISIONING_AUDIENCE = 'latchkey-provisioning';
 export const PRT_PROOF_INFO = 'latchkey/prt-proof/v1';
@@ -31,15 +31,35 @@ export function deviceAssertion(
     .sign(deviceKey);
 }
 
-/** Proof of possession of a new user key: a compact JWS whose payload is the challenge. */
-export function proofOfPossession(
-  challenge: string,
-  algorithm: 'ES256' | 'RS256',
-  userKey: KeyObject,
+/** Signs JWS signing input with the user key, wherever it lives (software keystore or TPM). */
+export interface JwsSigner {
+  alg: 'ES256' | 'RS256';
+  /** The JWS signature (ES256: r‖s) over `signingInput`. */
+  sign(signingInput: Buffer): Promise<Buffer>;
+}
+
+export function softwareSigner(key: KeyObject, alg: 'ES256' | 'RS256'): JwsSigner {
+  return {
+    alg,
+    sign: async (input) =>
+      sign('sha256', input, alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key),
+  };
+}
+
+const b64 = (v: string | Buffer) => Buffer.from(v).toString('base64url');
+
+async function compactJws(
+  header: Record<string, unknown>,
+  payload: string,
+  signer: JwsSigner,
 ): Promise<string> {
-  return new CompactSign(new TextEncoder().encode(challenge))
-    .setProtectedHeader({ alg: algorithm })
-    .sign(userKey);
+  const input = `${b64(JSON.stringify({ ...header, alg: signer.alg }))}.${b64(payload)}`;
+  return `${input}.${b64(await signer.sign(Buffer.from(input)))}`;
+}
+
+/** Proof of possession of a new user key: a compact JWS whose payload is the challenge. */
+export function proofOfPossession(challenge: string, signer: JwsSigner): Promise<string> {
+  return compactJws({}, challenge, signer);
 }
 
 export interface UserCredential {
@@ -51,18 +71,22 @@ export interface UserCredential {
 /** The inner assertion, signed by the user key: the nonce is inside what the user signed. */
 export function userAssertion(
   credential: UserCredential,
-  userKey: KeyObject,
+  userKey: JwsSigner,
   issuer: string,
   nonce: string,
   now = Math.floor(Date.now() / 1000),
 ): Promise<string> {
-  return new SignJWT({ request_nonce: nonce })
-    .setProtectedHeader({ alg: credential.algorithm, kid: credential.credentialId })
-    .setIssuer(credential.userId)
-    .setAudience(issuer)
-    .setIssuedAt(now)
-    .setExpirationTime(now + USER_ASSERTION_SECONDS)
-    .sign(userKey);
+  return compactJws(
+    { kid: credential.credentialId },
+    JSON.stringify({
+      iss: credential.userId,
+      aud: issuer,
+      iat: now,
+      exp: now + USER_ASSERTION_SECONDS,
+      request_nonce: nonce,
+    }),
+    userKey,
+  );
 }
 
 /** The key sign-in request: signed by the device key, carrying the user assertion and the same nonce. */
@@ -70,7 +94,7 @@ export async function keySignInRequest(
   device: DeviceIdentity,
   deviceKey: KeyObject,
   credential: UserCredential,
-  userKey: KeyObject,
+  userKey: JwsSigner,
   issuer: string,
   nonce: string,
 ): Promise<string> {
