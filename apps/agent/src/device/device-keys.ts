@@ -46,6 +46,7 @@ export async function deviceCsr(deviceKey: KeyObject, name: string): Promise<str
 
 /** base64url SHA-256 of a public key's SPKI DER (registration's thumbprints, provisioning's credential ids). */
 export function spkiThumbprint(key: KeyObject): string {
-  const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
+  const publicKey = key.type === 'public' ? key : createPublicKey(key);
+  const spki = publicKey.export({ type: 'spki', format: 'der' });
   return createHash('sha256').update(spki).digest('base64url');
 }
