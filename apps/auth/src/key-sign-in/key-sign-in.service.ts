@@ -323,40 +323,34 @@ export class KeySignInService {
         kid: device.transportKeyThumbprint || undefined,
       }),
     ]);
-    // One batch (one round trip): the session and its event.
-    await this.db.$transaction([
-      this.db.keySession.create({
-        data: {
-          id: sessionId,
-          tenantId,
-          userId: user.id,
-          deviceId,
-          credentialId,
-          attestationLevel: cred.attestationLevel,
-          tokenHash: hashRefreshToken(refreshToken),
-          wrappedSessionKey: wrapSessionKey(sessionKey, refreshToken, sessionId),
-          authTime: now,
-          lastUsedAt: now,
-          expiresAt,
-        },
+    // One statement (one round trip, atomic): the session and its event.
+    const event = outboxRecord(
+      createEvent(SignInSucceeded, tenantId, {
+        tenantId,
+        userId: user.id,
+        method: 'key',
+        amr,
+        tokenId: tokens.accessTokenId,
+        deviceId,
+        credentialId,
+        attestationLevel: cred.attestationLevel,
+        sessionId,
+        ...(sourceIp ? { sourceIp } : {}),
       }),
-      this.db.outboxEvent.create({
-        data: outboxRecord(
-          createEvent(SignInSucceeded, tenantId, {
-            tenantId,
-            userId: user.id,
-            method: 'key',
-            amr,
-            tokenId: tokens.accessTokenId,
-            deviceId,
-            credentialId,
-            attestationLevel: cred.attestationLevel,
-            sessionId,
-            ...(sourceIp ? { sourceIp } : {}),
-          }),
-        ),
-      }),
-    ]);
+    );
+    await this.db.$executeRaw`
+      WITH session AS (
+        INSERT INTO key_sessions (id, tenant_id, user_id, device_id, credential_id,
+          attestation_level, token_hash, wrapped_session_key, auth_time, last_used_at, expires_at)
+        VALUES (${sessionId}::uuid, ${tenantId}::uuid, ${user.id}::uuid, ${deviceId}::uuid,
+          ${credentialId}, ${cred.attestationLevel}, ${hashRefreshToken(refreshToken)},
+          ${wrapSessionKey(sessionKey, refreshToken, sessionId)}, ${now}, ${now}, ${expiresAt})
+      )
+      INSERT INTO outbox_events (event_id, type, source, subject, tenant_id, time, data,
+        traceparent, tracestate)
+      VALUES (${event.eventId}::uuid, ${event.type}, ${event.source}, ${event.subject},
+        ${event.tenantId}, ${event.time}, ${JSON.stringify(event.data)}::jsonb,
+        ${event.traceparent}, ${event.tracestate})`;
     this.relay.notify();
     sessionKey.fill(0);
     return {
