@@ -75,19 +75,37 @@ interface RawField {
 }
 
 const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+// proto-loader (keepCase false) gives descriptors with camelCase names: back to the .proto's.
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 function messageInfo(name: string, descriptor: { field?: RawField[] }): MessageInfo {
+  const scope = name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : '';
   return {
     name,
     fields: (descriptor.field ?? []).map((f) => ({
-      name: f.name,
+      name: snake(f.name),
       key: camel(f.name),
       number: f.number,
       type: f.type,
       repeated: f.label === 'LABEL_REPEATED',
-      typeName: (f.typeName ?? '').replace(/^\./, ''),
+      // Relative to the message's package until resolve() (proto-loader keeps them as written).
+      typeName: f.typeName ? `${scope}\u0000${f.typeName.replace(/^\./, '')}` : '',
     })),
   };
+}
+
+/** Turns `scope\0Name` type references into the fully qualified names of `known` types. */
+function resolve(m: MessageInfo, known: (name: string) => boolean): void {
+  for (const f of m.fields) {
+    if (!f.typeName.includes('\u0000')) continue;
+    const [scope, ref] = f.typeName.split('\u0000') as [string, string];
+    const candidates: string[] = [];
+    for (let s = scope; ; s = s.slice(0, Math.max(0, s.lastIndexOf('.')))) {
+      candidates.push(s ? `${s}.${ref}` : ref);
+      if (!s) break;
+    }
+    f.typeName = candidates.find(known) ?? ref;
+  }
 }
 
 let cached: Contracts | undefined;
@@ -137,12 +155,15 @@ export function contracts(): Contracts {
           path: m.path,
           requestStream: m.requestStream,
           responseStream: m.responseStream,
-          request: messageInfo(reqType.type.name, reqType.type),
+          request: messageInfo(`${pkg}.${reqType.type.name}`, reqType.type),
           definition: m,
         });
       }
     }
   }
+  const known = (n: string) => messages.has(n) || enums.has(n);
+  for (const m of messages.values()) resolve(m, known);
+  for (const r of rpcs) resolve(r.request, known);
   // Several files import the same messages: keep one entry per RPC.
   const unique = new Map(rpcs.map((r) => [r.id, r]));
   cached = { rpcs: [...unique.values()], messages, enums };
