@@ -3,11 +3,11 @@
 // machine), and prints one table: each figure, its same-run baseline and the
 // ratio. The benchmarks are run as they are; this script only reads what they
 // print:
-//   - registration, nonce, provisioning, audit-ingest: their summary lines;
-//   - any other tools/bench/*.mjs (e.g. sign-in.mjs): its last line of output
-//     as JSON, {"bench": "sign-in", "value": 1234, "unit": "sign-ins/s",
-//     "baseline": "what the baseline is", "baselineValue": 5678, "p99Ms": 12.3}
-//     (a known benchmark printing such a line is read the same way).
+//   - registration, nonce, provisioning, sign-in, audit-ingest: their summary lines;
+//   - any benchmark printing a line `BENCH_JSON {...}` (as sign-in.mjs does:
+//     {"bench": "sign-in", "perSecond": 1234, "p99": 12.3, "floor": 5678, ...};
+//     also read: "value", "unit", "p99Ms", "baseline", "baselineValue"): that line.
+//     A new tools/bench/*.mjs is run (with --quick under --quick) and read so.
 //
 //   node tools/bench/all.mjs [--quick] [--only registration,nonce] [--json]
 //
@@ -59,6 +59,16 @@ const KNOWN = {
       baselineValue: undefined,
     }),
   },
+  'sign-in': {
+    args: ['--no-setup', ...(quick ? ['--seconds', '5'] : [])],
+    read: (out) => ({
+      value: num(/GetNonce\+SignInWithKey:\s+([\d,.]+) sign-ins\/s/.exec(out)?.[1]),
+      unit: 'sign-ins/s',
+      p99Ms: num(/SignInWithKey:[^\n]*p99 ([\d.]+) ms/.exec(out)?.[1]),
+      baseline: 'crypto floor, one process',
+      baselineValue: num(/crypto floor[^:]*:\s+([\d,.]+) sign-ins\/s/.exec(out)?.[1]),
+    }),
+  },
   'audit-ingest': {
     args: ['--skip-build', ...(quick ? ['--events', '100000'] : [])],
     read: (out) => ({
@@ -74,11 +84,29 @@ const KNOWN = {
 /** Not benchmarks of the table: this script, and the start-up benchmark (no throughput). */
 const NOT_IN_TABLE = new Set(['all', 'startup']);
 
-function lastJsonLine(out) {
-  const line = out.trim().split('\n').pop() ?? '';
+/**
+ * The machine-readable line a benchmark may print, `BENCH_JSON {...}` (the last one
+ * counts), with `perSecond` or `value`, `p99` or `p99Ms`, and `floor` or
+ * `baselineValue` (+ `baseline`, what it is) — as tools/bench/sign-in.mjs does.
+ */
+function benchJson(out) {
+  const line = out
+    .split('\n')
+    .filter((l) => l.startsWith('BENCH_JSON '))
+    .pop();
+  if (!line) return undefined;
   try {
-    const v = JSON.parse(line);
-    return v && typeof v === 'object' && typeof v.value === 'number' ? v : undefined;
+    const v = JSON.parse(line.slice('BENCH_JSON '.length));
+    const value = v.perSecond ?? v.value;
+    if (typeof value !== 'number') return undefined;
+    const baselineValue = v.floor ?? v.baselineValue;
+    return {
+      value,
+      unit: v.unit ?? `${v.bench ?? 'operations'}/s`,
+      p99Ms: v.p99 ?? v.p99Ms,
+      baseline: v.baseline ?? (v.floor !== undefined ? 'crypto floor, one process' : undefined),
+      baselineValue,
+    };
   } catch {
     return undefined;
   }
@@ -105,7 +133,7 @@ for (const name of benches) {
   });
   const out = r.stdout ?? '';
   process.stdout.write(out);
-  const fig = lastJsonLine(out) ?? known?.read(out);
+  const fig = benchJson(out) ?? known?.read(out);
   const ok = r.status === 0 && fig && Number.isFinite(fig.value);
   if (!ok)
     process.stderr.write(
