@@ -18,6 +18,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { root, setup } from '../scripts/setup.mjs';
 
 const argv = process.argv.slice(2);
@@ -112,69 +113,80 @@ function benchJson(out) {
   }
 }
 
-const benches = readdirSync(join(root, 'tools/bench'))
-  .filter((f) => f.endsWith('.mjs'))
-  .map((f) => f.slice(0, -4))
-  .filter((name) => !NOT_IN_TABLE.has(name) && (!only || only.includes(name)))
-  .sort((a, b) => (a in KNOWN ? 0 : 1) - (b in KNOWN ? 0 : 1) || a.localeCompare(b));
-
-await setup({ profile: 'bench' });
-const rows = [];
-for (const name of benches) {
-  const known = KNOWN[name];
-  const args = known?.args ?? (quick ? ['--quick'] : []);
-  process.stderr.write(`[bench] ${name} ${args.join(' ')}\n`);
-  const t0 = Date.now();
-  const r = spawnSync(process.execPath, [join(root, 'tools/bench', `${name}.mjs`), ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  const out = r.stdout ?? '';
-  process.stdout.write(out);
-  const fig = benchJson(out) ?? known?.read(out);
-  const ok = r.status === 0 && fig && Number.isFinite(fig.value);
-  if (!ok)
-    process.stderr.write(
-      `[bench] ${name} failed (exit ${r.status})\n${(r.stderr ?? '').slice(-2000)}\n`,
-    );
-  rows.push({
-    bench: name,
-    ok: Boolean(ok),
-    value: fig?.value,
-    unit: fig?.unit ?? '',
-    p99Ms: Number.isFinite(fig?.p99Ms) ? fig.p99Ms : undefined,
-    baseline: fig?.baseline,
-    baselineValue: Number.isFinite(fig?.baselineValue) ? fig.baselineValue : undefined,
-    ratio:
-      Number.isFinite(fig?.value) && Number.isFinite(fig?.baselineValue) && fig.baselineValue > 0
-        ? fig.value / fig.baselineValue
-        : undefined,
-    seconds: (Date.now() - t0) / 1000,
-  });
+/** The figures of benchmark `name` from its output (BENCH_JSON line first, then its summary). */
+export function readFigures(name, out) {
+  const json = benchJson(out);
+  const known = KNOWN[name]?.read(out);
+  return json ? { ...json, unit: known?.unit ?? json.unit } : known;
 }
 
-const f0 = (x) =>
-  x === undefined || !Number.isFinite(x) ? '–' : Math.round(x).toLocaleString('en-US');
-const table = [
-  ['benchmark', 'figure', 'unit', 'p99 ms', 'same-run baseline', 'baseline', 'ratio', 'run s'],
-  ...rows.map((r) => [
-    r.ok ? r.bench : `${r.bench} (FAILED)`,
-    f0(r.value),
-    r.unit,
-    r.p99Ms === undefined ? '–' : r.p99Ms.toFixed(1),
-    r.baseline ?? '(none printed)',
-    f0(r.baselineValue),
-    r.ratio === undefined ? '–' : `${(r.ratio * 100).toFixed(0)}%`,
-    r.seconds.toFixed(0),
-  ]),
-];
-const widths = table[0].map((_, i) => Math.max(...table.map((row) => String(row[i]).length)));
-const line = (row) => `| ${row.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`;
-console.log(`\nall benchmarks${quick ? ' (--quick)' : ''}, one after the other on this machine:`);
-console.log(line(table[0]));
-console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-for (const row of table.slice(1)) console.log(line(row));
-if (argv.includes('--json')) console.log(JSON.stringify(rows));
-process.exit(rows.every((r) => r.ok) && rows.length > 0 ? 0 : 1);
+async function main() {
+  const benches = readdirSync(join(root, 'tools/bench'))
+    .filter((f) => f.endsWith('.mjs'))
+    .map((f) => f.slice(0, -4))
+    .filter((name) => !NOT_IN_TABLE.has(name) && (!only || only.includes(name)))
+    .sort((a, b) => (a in KNOWN ? 0 : 1) - (b in KNOWN ? 0 : 1) || a.localeCompare(b));
+
+  await setup({ profile: 'bench' });
+  const rows = [];
+  for (const name of benches) {
+    const known = KNOWN[name];
+    const args = known?.args ?? (quick ? ['--quick'] : []);
+    process.stderr.write(`[bench] ${name} ${args.join(' ')}\n`);
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [join(root, 'tools/bench', `${name}.mjs`), ...args], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const out = r.stdout ?? '';
+    process.stdout.write(out);
+    const fig = readFigures(name, out);
+    const ok = r.status === 0 && fig && Number.isFinite(fig.value);
+    if (!ok)
+      process.stderr.write(
+        `[bench] ${name} failed (exit ${r.status})\n${(r.stderr ?? '').slice(-2000)}\n`,
+      );
+    rows.push({
+      bench: name,
+      ok: Boolean(ok),
+      value: fig?.value,
+      unit: fig?.unit ?? '',
+      p99Ms: Number.isFinite(fig?.p99Ms) ? fig.p99Ms : undefined,
+      baseline: fig?.baseline,
+      baselineValue: Number.isFinite(fig?.baselineValue) ? fig.baselineValue : undefined,
+      ratio:
+        Number.isFinite(fig?.value) && Number.isFinite(fig?.baselineValue) && fig.baselineValue > 0
+          ? fig.value / fig.baselineValue
+          : undefined,
+      seconds: (Date.now() - t0) / 1000,
+    });
+  }
+
+  const f0 = (x) =>
+    x === undefined || !Number.isFinite(x) ? '–' : Math.round(x).toLocaleString('en-US');
+  const table = [
+    ['benchmark', 'figure', 'unit', 'p99 ms', 'same-run baseline', 'baseline', 'ratio', 'run s'],
+    ...rows.map((r) => [
+      r.ok ? r.bench : `${r.bench} (FAILED)`,
+      f0(r.value),
+      r.unit,
+      r.p99Ms === undefined ? '–' : r.p99Ms.toFixed(1),
+      r.baseline ?? '(none printed)',
+      f0(r.baselineValue),
+      r.ratio === undefined ? '–' : `${(r.ratio * 100).toFixed(0)}%`,
+      r.seconds.toFixed(0),
+    ]),
+  ];
+  const widths = table[0].map((_, i) => Math.max(...table.map((row) => String(row[i]).length)));
+  const line = (row) => `| ${row.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`;
+  console.log(`\nall benchmarks${quick ? ' (--quick)' : ''}, one after the other on this machine:`);
+  console.log(line(table[0]));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const row of table.slice(1)) console.log(line(row));
+  if (argv.includes('--json')) console.log(JSON.stringify(rows));
+  process.exit(rows.every((r) => r.ok) && rows.length > 0 ? 0 : 1);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
