@@ -17,6 +17,7 @@ import { GrpcHealthReporter } from '../health/grpc-health';
 import { HealthRegistry } from '../health/health-registry';
 import { createLogger, PinoNestLogger } from '../logging/logger';
 import { startTelemetry } from '../telemetry';
+import { tolerateMalformedMessages } from './malformed-messages';
 import { ServiceKitModule } from './service-kit.module';
 
 type BaseShape = typeof baseConfigShape;
@@ -88,6 +89,7 @@ export async function bootstrapService<S extends BaseShape>(
           pkg: PackageDefinition,
           server: Pick<GrpcServer, 'addService'>,
         ) => {
+          tolerateMalformedMessages(pkg);
           new ReflectionService(pkg).addToServer(server);
           grpcHealth.implementation.addToServer(server);
         },

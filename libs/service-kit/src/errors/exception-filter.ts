@@ -14,12 +14,34 @@ function normalize(exception: unknown): DomainError {
     if (status >= 400 && status < 500)
       return DomainError.invalidArgument('MALFORMED_REQUEST', exception.message);
   }
+  const parser = bodyParserError(exception);
+  if (parser) return parser;
   const domain = toDomainError(exception);
   if (domain.kind === 'INTERNAL' || domain.kind === 'UNAVAILABLE') {
     const e = exception instanceof Error ? exception : new Error(String(exception));
     logger.error(`request failed (${domain.reason}): ${e.name}: ${e.message}`, e.stack);
   }
   return domain;
+}
+
+/**
+ * The request-body parser's refusals (http-errors with `expose` and a `type`
+ * such as entity.too.large or charset.unsupported) are the client's error. Nest
+ * maps only its SyntaxError (bad JSON) to 400; the others would become 500.
+ */
+function bodyParserError(exception: unknown): DomainError | undefined {
+  if (typeof exception !== 'object' || exception === null) return undefined;
+  const e = exception as { status?: unknown; expose?: unknown; type?: unknown; message?: unknown };
+  if (e.expose !== true || typeof e.type !== 'string' || typeof e.status !== 'number')
+    return undefined;
+  if (e.status < 400 || e.status > 499) return undefined;
+  const reason =
+    e.status === 413
+      ? 'REQUEST_TOO_LARGE'
+      : e.status === 415
+        ? 'UNSUPPORTED_MEDIA_TYPE'
+        : 'MALFORMED_REQUEST';
+  return DomainError.invalidArgument(reason, String(e.message));
 }
 
 @Catch()
