@@ -4,7 +4,7 @@
  * checked by openssl, tenant isolation of the admin calls and concurrency.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash, randomUUID, webcrypto } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -550,6 +550,43 @@ describe('device registration', () => {
       const anon = await fetch(`${reg.instance.http}/v1/tenants/${other}/join-tokens`);
       expect(anon.status).toBe(401);
       expect(anon.headers.get('content-type')).toMatch(/problem\+json/);
+    });
+
+    it('refuse a body that is not a JSON object instead of reading it as "all defaults"', async () => {
+      const token = (await reg.as(other)).get('authorization')[0] as string;
+      const list = async () =>
+        (
+          (await (
+            await fetch(`${reg.instance.http}/v1/tenants/${other}/join-tokens`, {
+              headers: { authorization: token },
+            })
+          ).json()) as { joinTokens: unknown[] }
+        ).joinTokens.length;
+      const before = await list();
+      for (const [type, body] of [
+        ['text/plain', 'maxUses=5'],
+        ['application/json', '[1,2]'],
+      ] as const) {
+        const res = await fetch(`${reg.instance.http}/v1/tenants/${other}/join-tokens`, {
+          method: 'POST',
+          headers: { 'content-type': type, authorization: token },
+          body,
+        });
+        expect(res.status).toBe(400);
+        expect(((await res.json()) as { reason: string }).reason).toBe('BODY_NOT_JSON');
+      }
+      const policy = await fetch(`${reg.instance.http}/v1/tenants/${other}/device-policy`, {
+        method: 'PUT',
+        headers: { 'content-type': 'text/plain', authorization: token },
+        body: 'requireTpm=false',
+      });
+      expect(policy.status).toBe(400);
+      expect(await list()).toBe(before);
+    });
+
+    it('serve a device over HTTP to an admin of its tenant only', async () => {
+      const res = await fetch(`${reg.instance.http}/v1/tenants/${other}/devices/${randomUUID()}`);
+      expect(res.status).toBe(401);
     });
   });
 

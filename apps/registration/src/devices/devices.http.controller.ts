@@ -36,7 +36,14 @@ export class DevicesHttpController {
   }
 
   @Get('tenants/:tenantId/devices/:deviceId')
-  async get(@Param('tenantId') tenantId: string, @Param('deviceId') deviceId: string) {
+  @UseGuards(AccessTokenGuard)
+  @RequireRoles('admin')
+  async get(
+    @Param('tenantId') tenantId: string,
+    @Param('deviceId') deviceId: string,
+    @Req() req: Request,
+  ) {
+    tenantAdmin(req, tenantId);
     return { device: toProtoDevice(await this.devices.get(tenantId, deviceId)) };
   }
 

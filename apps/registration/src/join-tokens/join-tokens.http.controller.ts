@@ -11,7 +11,7 @@ import {
   Req,
   UseGuards,
 } from '@nestjs/common';
-import { AccessTokenGuard, RequireRoles } from '@latchkey/service-kit';
+import { AccessTokenGuard, jsonObjectBody, RequireRoles } from '@latchkey/service-kit';
 import type { Request } from 'express';
 import { tenantAdmin } from '../access/tenant-admin';
 import { toProtoJoinToken } from './join-token.view';
@@ -34,7 +34,7 @@ export class JoinTokensHttpController {
     const { joinToken, token } = await this.tokens.create(principal, {
       maxUses: 0,
       ttlSeconds: 0,
-      ...body,
+      ...jsonObjectBody(req, body),
       tenantId,
     });
     return { joinToken: toProtoJoinToken(joinToken), token };

@@ -1,6 +1,11 @@
 /** HTTP: GET the tenant's CA certificate (PEM chain) and CRL (DER); the device policy (tenant admin). */
 import { Body, Controller, Get, Header, Param, Put, Req, Res, UseGuards } from '@nestjs/common';
-import { AccessTokenGuard, parseRequest, RequireRoles } from '@latchkey/service-kit';
+import {
+  AccessTokenGuard,
+  jsonObjectBody,
+  parseRequest,
+  RequireRoles,
+} from '@latchkey/service-kit';
 import type { Request, Response } from 'express';
 import { tenantAdmin } from '../access/tenant-admin';
 import { CertificateRevocationList } from './certificate-revocation.service';
@@ -50,6 +55,6 @@ export class TenantsHttpController {
   ) {
     parseRequest(tenantIdRequest, { tenantId });
     tenantAdmin(req, tenantId);
-    return { policy: await this.policies.update({ ...body, tenantId }) };
+    return { policy: await this.policies.update({ ...jsonObjectBody(req, body), tenantId }) };
   }
 }

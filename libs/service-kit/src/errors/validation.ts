@@ -19,3 +19,26 @@ export function parseRequest<T extends z.ZodTypeAny>(
     violations,
   );
 }
+
+/**
+ * The body of an HTTP request that changes something: it must be sent as
+ * `application/json` and be a JSON object. (A body in another content type
+ * reaches controllers as `{}`, which would silently mean "all defaults".)
+ */
+export function jsonObjectBody(
+  req: { headers: Record<string, string | string[] | undefined> },
+  body: unknown,
+): Record<string, unknown> {
+  const type = String(req.headers['content-type'] ?? '').toLowerCase();
+  if (!/^application\/([a-z0-9.+-]+\+)?json\b/.test(type))
+    throw DomainError.invalidArgument(
+      'BODY_NOT_JSON',
+      'the request body must be a JSON object sent as application/json',
+      [{ field: '(body)', description: 'content-type must be application/json' }],
+    );
+  if (!body || typeof body !== 'object' || Array.isArray(body))
+    throw DomainError.invalidArgument('BODY_NOT_JSON', 'the request body must be a JSON object', [
+      { field: '(body)', description: 'must be a JSON object' },
+    ]);
+  return body as Record<string, unknown>;
+}
