@@ -9,10 +9,11 @@
 //
 //   node tools/bench/audit-ingest.mjs [--events 1000000] [--tenants 100] [--no-stream]
 //                                     [--heap-mb <MiB>] [--skip-build] [--keep]
-// Uses a scratch database (latchkey_bench_audit_ingest) and topics bench.audit.ingest.<id>.*,
+// Uses a scratch database (latchkey_bench_audit_ingest_<id>) and topics bench.audit.ingest.<id>.*,
 // removed at the end unless --keep. Needs the stack up and a build (done unless --skip-build).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -37,9 +38,9 @@ const N = Number(opt.events);
 const TENANTS = Number(opt.tenants);
 const PARTITIONS = Number(opt.partitions);
 const BROKERS = [launcher.catalog.kafka];
-const DB = 'latchkey_bench_audit_ingest';
 const ADMIN_URL = 'postgresql://postgres@127.0.0.1:5432/postgres';
 const id = randomBytes(4).toString('hex');
+const DB = `latchkey_bench_audit_ingest_${id}`;
 const TOPIC = `bench.audit.ingest.${id}.domain`;
 const STREAM = `bench.audit.ingest.${id}.stream`;
 const DLQ = `bench.audit.ingest.${id}.dlq`;
@@ -50,6 +51,16 @@ function rssMiB(pid) {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far: a figure other load on the machine barely moves. */
+function cpuSeconds(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
   } catch {
     return NaN;
   }
@@ -134,12 +145,14 @@ async function rawConsume(kafka) {
   await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
   let seen = 0;
   let t0;
+  let cpu0;
   const done = new Promise((resolve) => {
     consumer.run({
       autoCommit: false,
       partitionsConsumedConcurrently: PARTITIONS,
       eachBatch: async ({ batch, resolveOffset }) => {
         t0 ??= performance.now();
+        cpu0 ??= process.cpuUsage();
         for (const m of batch.messages) {
           // Touch what any consumer must: headers and value.
           if (m.value.length === 0 || !m.headers.ce_id) throw new Error('bad message');
@@ -152,8 +165,9 @@ async function rawConsume(kafka) {
   });
   await done;
   const s = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   await consumer.disconnect();
-  return { seconds: s, rate: N / s };
+  return { seconds: s, rate: N / s, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 
 async function auditIngest(db) {
@@ -193,16 +207,24 @@ async function auditIngest(db) {
       streamed = Number(rows[0].s);
       if (stored > 0) t0 ??= performance.now();
       const rss = rssMiB(child.pid);
-      if (t0) samples.push({ t: (performance.now() - t0) / 1000, stored, rss });
+      if (t0)
+        samples.push({
+          t: (performance.now() - t0) / 1000,
+          stored,
+          rss,
+          cpu: cpuSeconds(child.pid),
+        });
       if (stored >= N && (opt['no-stream'] || streamed >= N)) break;
       await new Promise((r) => setTimeout(r, 250));
     }
   } finally {
     await launcher.stopChild(child);
   }
-  const storedAt = samples.find((s) => s.stored >= N)?.t ?? samples[samples.length - 1].t;
+  const last = samples.find((s) => s.stored >= N) ?? samples[samples.length - 1];
   const total = samples[samples.length - 1].t;
-  return { storedSeconds: storedAt, totalSeconds: total, samples };
+  // CPU from the first stored batch to the last: the audit process's own cost per event.
+  const cpu = last.cpu - samples[0].cpu;
+  return { storedSeconds: last.t, totalSeconds: total, samples, cpuSeconds: cpu };
 }
 
 async function main() {
@@ -242,8 +264,10 @@ async function main() {
     );
     const lines = [
       `audit ingest benchmark: ${fmt(N)} events, ${TENANTS} tenants, ${PARTITIONS} partitions, stream ${opt['no-stream'] ? 'off' : 'on'}`,
-      `  raw kafkajs consume (baseline) : ${fmt(raw.rate)} events/s (${raw.seconds.toFixed(1)} s)`,
+      `  raw kafkajs consume (baseline) : ${fmt(raw.rate)} events/s (${raw.seconds.toFixed(1)} s; ${((1e6 * raw.cpuSeconds) / N).toFixed(1)} µs CPU/event)`,
       `  audit stored + chained         : ${fmt(rate)} events/s (${audit.storedSeconds.toFixed(1)} s) = ${((100 * rate) / raw.rate).toFixed(0)}% of raw`,
+      `  audit process CPU              : ${((1e6 * audit.cpuSeconds) / N).toFixed(1)} µs/event until stored (user+sys; ${opt['no-stream'] ? 'no stream' : 'incl. streaming so far'})`,
+      `  load average (1 min)           : ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]} on ${availableParallelism()} cores`,
       opt['no-stream']
         ? null
         : `  audit stored + chained + streamed: ${audit.totalSeconds.toFixed(1)} s (${fmt(N / audit.totalSeconds)} events/s)`,

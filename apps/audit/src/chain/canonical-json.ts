@@ -61,6 +61,43 @@ export function assertCanonicalizable(value: unknown): void {
   check(value, '', 0);
 }
 
+/**
+ * RFC 8785 serialization of a tree made of plain objects, arrays, strings, finite
+ * numbers, booleans and null (what toOcsf builds from validated event data): object
+ * members in UTF-16 code-unit order of their names, every primitive as JSON.stringify
+ * writes it (which is what RFC 8785 prescribes for strings and numbers). The same
+ * output as json-canonicalize (a differential test holds them equal) at a fraction
+ * of the cost: no path strings, no cycle map. Undefined members are left out.
+ */
+export function canonicalizeTree(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    if (typeof value === 'number' && !Number.isFinite(value))
+      throw new NotCanonicalizableError('', `${value} is not a JSON number`);
+    return JSON.stringify(value);
+  }
+  if ((value as { toJSON?: unknown }).toJSON != null) return JSON.stringify(value); // as json-canonicalize
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i) out += ',';
+      const v: unknown = value[i];
+      out += v === undefined ? 'null' : canonicalizeTree(v);
+    }
+    return out + ']';
+  }
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  let out = '{';
+  let first = true;
+  for (const k of keys) {
+    const v = obj[k];
+    if (v === undefined) continue;
+    out += (first ? '' : ',') + JSON.stringify(k) + ':' + canonicalizeTree(v);
+    first = false;
+  }
+  return out + '}';
+}
+
 /** The RFC 8785 canonical form of `value`; throws NotCanonicalizableError for non-I-JSON input. */
 export function canonicalJson(value: unknown): string {
   check(value, '', 0);

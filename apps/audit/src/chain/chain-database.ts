@@ -1,9 +1,9 @@
 /**
  * The chain's own connection pool (node-postgres). Appends, checkpoints, the SOC
  * stream cursor and retention run as a few set-based statements per batch with
- * array parameters; through the Prisma client (its WebAssembly query engine copies
- * every multi-megabyte parameter into memory that never shrinks) ingest was 2x
- * slower and used gigabytes. Reads for the API stay on Prisma.
+ * array parameters, and records arrive by COPY; through the Prisma client (its
+ * WebAssembly query engine copies every multi-megabyte parameter into memory that
+ * never shrinks) ingest was 2x slower and used gigabytes. Reads for the API stay on Prisma.
  */
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { HealthRegistry, parseDatabaseUrl } from '@latchkey/service-kit';
@@ -16,6 +16,86 @@ export interface SqlTx {
     text: string,
     values?: unknown[],
   ): Promise<{ rows: R[]; rowCount: number | null }>;
+}
+
+/** The part of pg's connection a COPY FROM STDIN drives (pg's "Submittable" protocol). */
+interface CopyConnection {
+  query(text: string): void;
+  sendCopyFromChunk(chunk: Buffer): void;
+  endCopyFrom(): void;
+}
+
+/**
+ * `COPY … FROM STDIN` of ready-made text-format rows, as a pg Submittable (what
+ * pg-copy-streams does, without a stream): 2-3x faster than INSERT … unnest(arrays)
+ * for wide rows, on both sides (no array literal to escape and parse). pg ends a
+ * query either at handleError or at handleReadyForQuery, never both.
+ */
+class CopyFromStdin {
+  callback?: (err: Error | null, rowCount?: number) => void;
+  private rowCount = 0;
+
+  constructor(
+    readonly text: string,
+    private readonly chunks: readonly Buffer[],
+  ) {}
+
+  submit(connection: CopyConnection): void {
+    connection.query(this.text);
+  }
+
+  handleCopyInResponse(connection: CopyConnection): void {
+    for (const chunk of this.chunks) connection.sendCopyFromChunk(chunk);
+    connection.endCopyFrom();
+  }
+
+  handleCommandComplete(msg: { text?: string }): void {
+    this.rowCount = Number(/\d+$/.exec(msg.text ?? '')?.[0] ?? 0);
+  }
+
+  handleReadyForQuery(): void {
+    this.callback?.(null, this.rowCount);
+  }
+
+  handleError(err: Error): void {
+    this.callback?.(err);
+  }
+
+  // Not part of a COPY FROM exchange.
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyData(): void {}
+}
+
+/** Runs `COPY <table> (<columns>) FROM STDIN` with `chunks` of text-format rows; returns the row count. */
+export function copyFrom(tx: SqlTx, text: string, chunks: readonly Buffer[]): Promise<number> {
+  if (!/^COPY [a-z_]+ \([a-z_, ]+\) FROM STDIN$/.test(text))
+    throw new Error('copyFrom expects COPY <table> (<columns>) FROM STDIN');
+  return new Promise((resolve, reject) => {
+    const copy = new CopyFromStdin(text, chunks);
+    copy.callback = (err, n) => (err ? reject(err) : resolve(n ?? 0));
+    (tx as unknown as PoolClient).query(copy as never);
+  });
+}
+
+const COPY_SPECIAL = /[\\\n\r\t]/;
+const COPY_SPECIAL_ALL = /[\\\n\r\t]/g;
+const COPY_ESCAPES: Record<string, string> = {
+  '\\': '\\\\',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\t': '\\t',
+};
+
+/** One field of a COPY text-format row: NULL as \N, backslash, newline, CR and tab escaped. */
+export function copyField(value: string | number | null): string {
+  if (value === null) return '\\N';
+  if (typeof value === 'number') return String(value);
+  return COPY_SPECIAL.test(value)
+    ? value.replace(COPY_SPECIAL_ALL, (c) => COPY_ESCAPES[c]!)
+    : value;
 }
 
 @Injectable()

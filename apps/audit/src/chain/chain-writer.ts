@@ -8,12 +8,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { context } from '@opentelemetry/api';
 import type { BatchHandleResult, ConsumedEvent } from '@latchkey/events';
-import { canonicalize } from 'json-canonicalize';
 import { type AuditConfig, AUDIT_CONFIG } from '../config';
 import { CheckpointWriter } from '../checkpoints/checkpoint-writer';
 import { facetsOf, toOcsf, traceIdOf } from '../records/ocsf';
-import { assertCanonicalizable, NotCanonicalizableError } from './canonical-json';
-import { ChainDatabase, type SqlTx } from './chain-database';
+import { assertCanonicalizable, canonicalizeTree, NotCanonicalizableError } from './canonical-json';
+import { ChainDatabase, copyField, copyFrom, type SqlTx } from './chain-database';
 import { chainHashOfCanonical, GENESIS_HASH } from './hash-chain';
 
 /** Takes the chain locks of `tenantIds` in one global order (lock key, ascending). */
@@ -50,38 +49,34 @@ export async function readHeads(tx: SqlTx, tenantIds: string[]): Promise<Map<str
   );
 }
 
-/** Column arrays of one INSERT (unnest keeps it one statement with 19 parameters). */
-class Columns {
-  readonly eventId: string[] = [];
-  readonly tenantId: string[] = [];
-  readonly seq: string[] = [];
-  readonly eventType: string[] = [];
-  readonly source: string[] = [];
-  readonly subject: string[] = [];
-  readonly time: string[] = [];
-  readonly traceId: (string | null)[] = [];
-  readonly data: string[] = [];
-  readonly record: string[] = [];
-  readonly prevHash: string[] = [];
-  readonly hash: string[] = [];
-  readonly classUid: number[] = [];
-  readonly activityId: number[] = [];
-  readonly statusId: (number | null)[] = [];
-  readonly userUid: (string | null)[] = [];
-  readonly deviceUid: (string | null)[] = [];
-  readonly credentialUid: (string | null)[] = [];
-  readonly reason: (string | null)[] = [];
-  get length() {
-    return this.eventId.length;
+const COPY_RECORDS = `COPY audit_records (event_id, tenant_id, seq, event_type, source, subject, time, trace_id, data, record, prev_hash, hash, class_uid, activity_id, status_id, user_uid, device_uid, credential_uid, reason) FROM STDIN`;
+// COPY data goes out in chunks of about this many characters (one Buffer each).
+const COPY_CHUNK = 256 * 1024;
+
+/** COPY rows of one batch, chunked (no multi-megabyte string: memory stays proportional to a chunk). */
+class CopyRows {
+  readonly chunks: Buffer[] = [];
+  private lines: string[] = [];
+  private size = 0;
+  length = 0;
+
+  add(fields: (string | number | null)[]): void {
+    let line = copyField(fields[0]!);
+    for (let i = 1; i < fields.length; i++) line += '\t' + copyField(fields[i]!);
+    line += '\n';
+    this.lines.push(line);
+    this.size += line.length;
+    this.length++;
+    if (this.size >= COPY_CHUNK) this.flush();
+  }
+
+  flush(): Buffer[] {
+    if (this.lines.length) this.chunks.push(Buffer.from(this.lines.join(''), 'utf8'));
+    this.lines = [];
+    this.size = 0;
+    return this.chunks;
   }
 }
-
-const INSERT = `INSERT INTO audit_records (event_id, tenant_id, seq, event_type, source, subject, time,
-    trace_id, data, record, prev_hash, hash, class_uid, activity_id, status_id, user_uid,
-    device_uid, credential_uid, reason)
-  SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-    $7::timestamptz[], $8::text[], $9::jsonb[], $10::jsonb[], $11::text[], $12::text[], $13::int[],
-    $14::int[], $15::int[], $16::text[], $17::text[], $18::text[], $19::text[])`;
 
 // PostgreSQL cannot store U+0000 in text or jsonb: refuse it up front instead of failing the batch.
 const NUL = '\u0000';
@@ -131,7 +126,7 @@ export class ChainWriter {
         );
         const skip = new Set(seen.map((s) => s.event_id));
         const heads = await readHeads(tx, tenants);
-        const cols = new Columns();
+        const rows = new CopyRows();
         const touched = new Map<string, ChainHead>();
         const due: { tenantId: string; seq: bigint; hash: string }[] = [];
         for (const e of valid) {
@@ -141,28 +136,30 @@ export class ChainWriter {
             heads.get(e.tenantId) ?? { seq: 0n, hash: GENESIS_HASH, checkpointSeq: 0n };
           const seq = head.seq + 1n;
           const record = toOcsf(e, seq);
-          const canonical = canonicalize(record);
+          const canonical = canonicalizeTree(record);
           const hash = chainHashOfCanonical(head.hash, canonical);
           const f = facetsOf(e, record);
-          cols.eventId.push(e.id);
-          cols.tenantId.push(e.tenantId);
-          cols.seq.push(seq.toString());
-          cols.eventType.push(e.type);
-          cols.source.push(e.source);
-          cols.subject.push(e.subject);
-          cols.time.push(e.time.toISOString());
-          cols.traceId.push(traceIdOf(e.traceparent));
-          cols.data.push(JSON.stringify(e.data));
-          cols.record.push(canonical);
-          cols.prevHash.push(head.hash);
-          cols.hash.push(hash);
-          cols.classUid.push(f.classUid);
-          cols.activityId.push(f.activityId);
-          cols.statusId.push(f.statusId);
-          cols.userUid.push(f.userUid);
-          cols.deviceUid.push(f.deviceUid);
-          cols.credentialUid.push(f.credentialUid);
-          cols.reason.push(f.reason);
+          rows.add([
+            e.id,
+            e.tenantId,
+            seq.toString(),
+            e.type,
+            e.source,
+            e.subject,
+            e.time.toISOString(),
+            traceIdOf(e.traceparent),
+            JSON.stringify(e.data),
+            canonical, // stored as the exact text that was hashed (a json column)
+            head.hash,
+            hash,
+            f.classUid,
+            f.activityId,
+            f.statusId,
+            f.userUid,
+            f.deviceUid,
+            f.credentialUid,
+            f.reason,
+          ]);
           let checkpointSeq = head.checkpointSeq;
           if (seq - checkpointSeq >= every) {
             due.push({ tenantId: e.tenantId, seq, hash });
@@ -170,28 +167,8 @@ export class ChainWriter {
           }
           touched.set(e.tenantId, { seq, hash, checkpointSeq });
         }
-        if (!cols.length) return 0;
-        await tx.query(INSERT, [
-          cols.eventId,
-          cols.tenantId,
-          cols.seq,
-          cols.eventType,
-          cols.source,
-          cols.subject,
-          cols.time,
-          cols.traceId,
-          cols.data,
-          cols.record,
-          cols.prevHash,
-          cols.hash,
-          cols.classUid,
-          cols.activityId,
-          cols.statusId,
-          cols.userUid,
-          cols.deviceUid,
-          cols.credentialUid,
-          cols.reason,
-        ]);
+        if (!rows.length) return 0;
+        await copyFrom(tx, COPY_RECORDS, rows.flush());
         const heads2 = [...touched];
         await tx.query(
           `INSERT INTO audit_chain_heads (tenant_id, seq, hash, updated_at)
@@ -205,7 +182,7 @@ export class ChainWriter {
           ],
         );
         if (due.length) await this.checkpoints.write(tx, due);
-        return cols.length;
+        return rows.length;
       }),
     );
     if (appended) for (const l of this.listeners) l();

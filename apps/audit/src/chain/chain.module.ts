@@ -25,6 +25,9 @@ export const AUDIT_CONSUMER = Symbol('AUDIT_CONSUMER');
         deadLetterTopic: config.AUDIT_DLQ_TOPIC,
         partitionsConsumedConcurrently: config.AUDIT_PARTITIONS_CONCURRENCY,
         maxBytesPerPartition: config.AUDIT_FETCH_MAX_BYTES_PER_PARTITION,
+        // A fetch holds at most this much: what bounds ingest memory (with the batch it becomes).
+        maxBytes: config.AUDIT_FETCH_MAX_BYTES_PER_PARTITION * config.AUDIT_PARTITIONS_CONCURRENCY,
+        spanPerEvent: false,
         handle: (events) => chain.append(events),
       }),
       inject: [ChainWriter, AUDIT_CONFIG],

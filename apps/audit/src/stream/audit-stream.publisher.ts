@@ -123,8 +123,9 @@ export class AuditStreamPublisher implements OnApplicationBootstrap, OnApplicati
         ORDER BY updated_at LIMIT ${TENANTS_PER_ROUND}`,
     );
     if (!heads.length) return 0;
-    // record::text is PostgreSQL's rendering of the jsonb (not canonical): consumers
-    // canonicalize before hashing, so it is embedded as is, never re-parsed here.
+    // record::text is the stored json text (the hashed RFC 8785 form for records written
+    // since the json migration): embedded as is, never re-parsed here. Consumers
+    // canonicalize before hashing either way.
     const { rows } = await tx.query<StreamRow>(
       `WITH h AS (
          SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])

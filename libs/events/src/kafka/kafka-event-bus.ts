@@ -69,6 +69,12 @@ export interface BatchEventConsumerOptions {
   maxBytesPerPartition?: number;
   maxBytes?: number;
   maxWaitTimeInMs?: number;
+  /**
+   * One CONSUMER span per event, continuing each producer's trace (the default), or,
+   * when false, one span per batch (high-volume consumers such as audit: a span per
+   * event costs more than the rest of their per-event work).
+   */
+  spanPerEvent?: boolean;
 }
 
 export interface KafkaEventBusOptions extends Partial<KafkaSecurityOptions> {
@@ -215,6 +221,14 @@ export class KafkaEventBus implements EventPublisher {
     const good: ConsumedEvent[] = [];
     const bad: DeadLetter[] = [];
     const spans = [];
+    const perEvent = options.spanPerEvent ?? true;
+    const batchSpan = perEvent
+      ? undefined
+      : startProcessSpan(batch.topic, '(batch)', `${batch.partition}/${batch.messages[0]!.offset}`);
+    if (batchSpan) {
+      batchSpan.span.setAttribute('messaging.batch.message_count', batch.messages.length);
+      spans.push(batchSpan.span);
+    }
     const headersOf = (raw: Record<string, Buffer | string | undefined>) => {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(raw)) if (v !== undefined) headers[k] = v.toString();
@@ -228,14 +242,18 @@ export class KafkaEventBus implements EventPublisher {
       };
       try {
         const decoded = decodeEvent(record);
-        const { span, ctx } = startProcessSpan(
-          batch.topic,
-          decoded.type,
-          decoded.id,
-          decoded.traceparent,
-          decoded.tracestate,
-        );
-        spans.push(span);
+        let ctx = batchSpan?.ctx;
+        if (!ctx) {
+          const started = startProcessSpan(
+            batch.topic,
+            decoded.type,
+            decoded.id,
+            decoded.traceparent,
+            decoded.tracestate,
+          );
+          spans.push(started.span);
+          ctx = started.ctx;
+        }
         good.push({
           ...decoded,
           topic: batch.topic,
