@@ -136,7 +136,7 @@ describe('VerifyChain', () => {
     await h.db.$transaction(async (tx) => {
       await tx.$executeRawUnsafe(`SET LOCAL session_replication_role = replica`);
       await tx.$executeRawUnsafe(
-        `UPDATE audit_records SET record = jsonb_set(record, '{message}', '"nothing happened"')
+        `UPDATE audit_records SET record = jsonb_set(record::jsonb, '{message}', '"nothing happened"')::json
           WHERE tenant_id = $1 AND seq = 17`,
         t,
       );

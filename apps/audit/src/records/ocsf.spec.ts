@@ -6,12 +6,21 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EVENT_CATALOGUE, type DomainEvent } from '@latchkey/events';
-import { MAPPED_EVENT_TYPES, OCSF_VERSION, type OcsfRecord, toOcsf } from './ocsf';
+import { z } from 'zod';
+import {
+  FAILURE_CODE_VOCABULARY,
+  failureReason,
+  MAPPED_EVENT_TYPES,
+  OCSF_VERSION,
+  type OcsfRecord,
+  toOcsf,
+} from './ocsf';
 
 const tenantId = randomUUID();
 const userId = randomUUID();
 const deviceId = randomUUID();
 const credentialId = 'A'.repeat(43);
+const sessionId = randomUUID();
 const cred = { tenantId, userId, deviceId, credentialId };
 const change = { ...cred, cause: 'admin', actorId: userId };
 
@@ -96,7 +105,87 @@ const SAMPLES: Record<string, object> = {
   'dev.latchkey.credential.suspended.v1': change,
   'dev.latchkey.credential.reactivated.v1': change,
   'dev.latchkey.credential.deleted.v1': cred,
+  'dev.latchkey.auth.token.refreshed.v1': {
+    tenantId,
+    userId,
+    deviceId,
+    credentialId,
+    sessionId,
+    tokenId: 'jti-2',
+    sourceIp: '192.0.2.7',
+  },
+  'dev.latchkey.auth.session.revoked.v1': {
+    tenantId,
+    scope: 'user',
+    userId,
+    revokedCount: 2,
+    trigger: 'admin',
+    reason: 'laptop stolen',
+    actorId: userId,
+  },
 };
+
+/** More shapes of the same types: each goes through every class check as well. */
+const VARIANTS: [string, string, object][] = [
+  [
+    'key sign-in',
+    'dev.latchkey.auth.sign_in.succeeded.v1',
+    {
+      tenantId,
+      userId,
+      method: 'key',
+      amr: ['hwk', 'user'],
+      tokenId: 't2',
+      deviceId,
+      credentialId,
+      attestationLevel: 'tpm',
+      sessionId,
+    },
+  ],
+  [
+    'refused key sign-in with nothing known about the user',
+    'dev.latchkey.auth.sign_in.failed.v1',
+    { tenantId, stage: 'key', reason: 'malformed_request' },
+  ],
+  [
+    'refused key sign-in naming a key and a device',
+    'dev.latchkey.auth.sign_in.failed.v1',
+    { tenantId, stage: 'key', reason: 'bad_user_signature', deviceId, credentialId },
+  ],
+  [
+    'refused refresh (a reused PRT)',
+    'dev.latchkey.auth.sign_in.failed.v1',
+    { tenantId, userId, stage: 'refresh', reason: 'refresh_token_reused', deviceId, sessionId },
+  ],
+  [
+    'OTP step failure',
+    'dev.latchkey.auth.sign_in.failed.v1',
+    { tenantId, userId, username: 'alice', stage: 'otp', reason: 'bad_otp' },
+  ],
+  [
+    'every session of a device revoked',
+    'dev.latchkey.auth.session.revoked.v1',
+    { tenantId, scope: 'device', deviceId, revokedCount: 3, trigger: 'admin', reason: 'lost' },
+  ],
+  [
+    'a session revoked on refresh-token reuse',
+    'dev.latchkey.auth.session.revoked.v1',
+    {
+      tenantId,
+      scope: 'session',
+      userId,
+      sessionId,
+      revokedCount: 1,
+      trigger: 'refresh_token_reuse',
+      reason: 'refresh token presented twice',
+    },
+  ],
+  [
+    'device registration refused by attestation policy',
+    'dev.latchkey.device.registration_failed.v1',
+    { tenantId, reason: 'attestation_required', displayName: 'kiosk-1', osType: 'linux' },
+  ],
+];
 
 /** OCSF 1.5.0 classes latchkey emits: own required attributes and activity ids. */
 const CLASSES: Record<number, { name: string; required: string[]; activities: number[] }> = {
@@ -131,9 +220,9 @@ const NOT_IN_1_5: Record<number, string[]> = { 3001: ['auth_factors'] };
 const AUDIT_OWN = /^dev\.latchkey\.audit\./;
 const domainTypes = [...EVENT_CATALOGUE.keys()].filter((t) => !AUDIT_OWN.test(t));
 
-function eventOf(type: string): DomainEvent {
+function eventOf(type: string, sample: object = SAMPLES[type]!): DomainEvent {
   const def = EVENT_CATALOGUE.get(type)!;
-  const data = def.schema.parse(SAMPLES[type]);
+  const data = def.schema.parse(sample);
   return {
     id: randomUUID(),
     type,
@@ -152,8 +241,14 @@ describe(`OCSF ${OCSF_VERSION} normalization`, () => {
     expect(domainTypes.filter((t) => !SAMPLES[t])).toEqual([]);
   });
 
-  describe.each(domainTypes.filter((t) => SAMPLES[t]))('%s', (type) => {
-    const event = eventOf(type);
+  const cases: [string, string, object][] = [
+    ...domainTypes
+      .filter((t) => SAMPLES[t])
+      .map((t): [string, string, object] => [t, t, SAMPLES[t]!]),
+    ...VARIANTS.map(([name, t, d]): [string, string, object] => [`${t} (${name})`, t, d]),
+  ];
+  describe.each(cases)('%s', (_name, type, sample) => {
+    const event = eventOf(type, sample);
     const record: OcsfRecord = toOcsf(event, 42n);
     const cls = CLASSES[record.class_uid];
 
@@ -241,5 +336,124 @@ describe(`OCSF ${OCSF_VERSION} normalization`, () => {
   it('keeps data the class has no attribute for under unmapped', () => {
     const r = toOcsf(eventOf('dev.latchkey.device.registered.v1'));
     expect(r.unmapped).toEqual({ joinType: 'joined', attestationLevel: 'tpm' });
+  });
+
+  it('maps key sign-in to Authentication: Logon with latchkey-key, the device, the key and the session', () => {
+    const r = toOcsf(eventOf(VARIANTS[0]![1], VARIANTS[0]![2]), 1n);
+    expect(r).toMatchObject({
+      class_uid: 3002,
+      activity_id: 1,
+      type_uid: 300201,
+      status_id: 1,
+      is_mfa: true,
+      auth_protocol_id: 99,
+      auth_protocol: 'latchkey-key',
+      user: { uid: userId, credential_uid: credentialId },
+      device: { uid: deviceId },
+      session: { uid: sessionId },
+      unmapped: { attestationLevel: 'tpm', amr: ['hwk', 'user'], tokenId: 't2' },
+    });
+  });
+
+  it('maps refused key sign-ins and refreshes with the stage’s protocol and activity', () => {
+    const key = toOcsf(eventOf(VARIANTS[2]![1], VARIANTS[2]![2]), 1n);
+    expect(key).toMatchObject({
+      activity_id: 1,
+      status_id: 2,
+      status_code: 'BAD_USER_SIGNATURE',
+      auth_protocol: 'latchkey-key',
+      user: { credential_uid: credentialId },
+      device: { uid: deviceId },
+    });
+    const anonymous = toOcsf(eventOf(VARIANTS[1]![1], VARIANTS[1]![2]), 1n);
+    expect(anonymous.user).toEqual({ name: 'unidentified', type_id: 0 });
+    const refresh = toOcsf(eventOf(VARIANTS[3]![1], VARIANTS[3]![2]), 1n);
+    expect(refresh).toMatchObject({
+      activity_id: 5, // Service Ticket Renew
+      type_uid: 300205,
+      status_code: 'REFRESH_TOKEN_REUSED',
+      auth_protocol: 'latchkey-prt',
+      severity_id: 4,
+      session: { uid: sessionId },
+    });
+  });
+
+  it('maps a PRT refresh to Authentication: Service Ticket Renew and a revocation to Logoff', () => {
+    expect(toOcsf(eventOf('dev.latchkey.auth.token.refreshed.v1'), 1n)).toMatchObject({
+      class_uid: 3002,
+      activity_id: 5,
+      status_id: 1,
+      auth_protocol: 'latchkey-prt',
+      user: { uid: userId, credential_uid: credentialId },
+      device: { uid: deviceId },
+      session: { uid: sessionId },
+      src_endpoint: { ip: '192.0.2.7' },
+      unmapped: { tokenId: 'jti-2' },
+    });
+    expect(toOcsf(eventOf('dev.latchkey.auth.session.revoked.v1'), 2n)).toMatchObject({
+      class_uid: 3002,
+      activity_id: 2,
+      type_uid: 300202,
+      user: { uid: userId },
+      actor: { user: { uid: userId } },
+      unmapped: { scope: 'user', revokedCount: 2, trigger: 'admin', reason: 'laptop stolen' },
+    });
+    const reuse = toOcsf(eventOf(VARIANTS[6]![1], VARIANTS[6]![2]), 3n);
+    expect(reuse).toMatchObject({ activity_id: 2, severity_id: 4, session: { uid: sessionId } });
+  });
+
+  it('maps the device lifecycle to Entity Management: Enable, Disable, Update, Unenroll', () => {
+    const activity = (type: string) => toOcsf(eventOf(type)).activity_id;
+    expect(activity('dev.latchkey.device.enabled.v1')).toBe(8);
+    expect(activity('dev.latchkey.device.disabled.v1')).toBe(9);
+    expect(activity('dev.latchkey.device.certificate_renewed.v1')).toBe(3);
+    expect(activity('dev.latchkey.device.deleted.v1')).toBe(7);
+    const refused = toOcsf(eventOf('dev.latchkey.device.registration_failed.v1'));
+    expect(refused).toMatchObject({
+      activity_id: 6,
+      status_id: 2,
+      status_code: 'JOIN_TOKEN_EXPIRED',
+    });
+  });
+});
+
+/** The options of every `reason` enum in the catalogue's event schemas (optional or not). */
+function catalogueReasons(): Map<string, string[]> {
+  const found = new Map<string, string[]>();
+  for (const [type, def] of EVENT_CATALOGUE) {
+    const shape = (def.schema as unknown as { shape?: Record<string, z.ZodTypeAny> }).shape;
+    let reason = shape?.reason;
+    while (reason instanceof z.ZodOptional || reason instanceof z.ZodNullable)
+      reason = reason.unwrap() as z.ZodTypeAny;
+    if (reason instanceof z.ZodEnum) found.set(type, [...(reason.options as string[])]);
+  }
+  return found;
+}
+
+describe('failure reasons (a fixed vocabulary a SIEM can group by)', () => {
+  it('finds the reason enums of the catalogue’s failure events', () => {
+    expect([...catalogueReasons().keys()].sort()).toEqual([
+      'dev.latchkey.auth.sign_in.failed.v1',
+      'dev.latchkey.credential.provisioning_failed.v1',
+      'dev.latchkey.device.registration_failed.v1',
+    ]);
+  });
+
+  it.each([...catalogueReasons()])('maps every reason of %s to a code', (_type, reasons) => {
+    for (const reason of reasons) {
+      const code = failureReason(reason);
+      expect({ reason, code }).toEqual({
+        reason,
+        code: expect.stringMatching(/^[A-Z][A-Z0-9_]*$/),
+      });
+      expect({ reason, code }).not.toEqual({ reason, code: 'OTHER' });
+      expect(FAILURE_CODE_VOCABULARY).toContain(code);
+    }
+  });
+
+  it('maps a reason the catalogue does not have to OTHER', () => {
+    expect(failureReason('made_up')).toBe('OTHER');
+    expect(failureReason('toString')).toBe('OTHER');
+    expect(failureReason(42)).toBe('OTHER');
   });
 });

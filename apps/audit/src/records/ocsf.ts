@@ -5,7 +5,12 @@
  * `auth_factors` attribute (it arrives in 1.7), so MFA factor details of 3001
  * records are carried as `unmapped.auth_factors`.
  */
-import type { DomainEvent } from '@latchkey/events';
+import {
+  DEVICE_REGISTRATION_FAILURE_REASONS,
+  type DomainEvent,
+  type ProvisioningFailureReason,
+  SIGN_IN_FAILURE_REASONS,
+} from '@latchkey/events';
 
 export const OCSF_VERSION = '1.5.0';
 
@@ -15,19 +20,96 @@ export const OcsfClass = {
   entityManagement: 3004,
 } as const;
 
+type SignInFailureReason = (typeof SIGN_IN_FAILURE_REASONS)[number];
+type DeviceRegistrationFailureReason = (typeof DEVICE_REGISTRATION_FAILURE_REASONS)[number];
+
 /**
- * Failure reasons, a fixed vocabulary a SIEM can group by (OCSF `status_code`): the
- * catalogue's reason enums (SIGN_IN_FAILURE_REASONS, DEVICE_REGISTRATION_FAILURE_REASONS,
- * validated on consumption) in upper snake case, e.g. BAD_OTP, JOIN_TOKEN_EXPIRED;
- * anything else is OTHER.
+ * Failure reasons, a fixed vocabulary a SIEM can group by (OCSF `status_code`): every
+ * reason of the catalogue's failure events (sign-in, device registration, key
+ * provisioning) has its code here; the compiler refuses a catalogue reason without one
+ * and a unit test walks the catalogue's schemas for reason enums it does not know.
+ * Anything else (a producer newer than this table) is OTHER.
  */
+const FAILURE_CODES: Readonly<
+  Record<SignInFailureReason | DeviceRegistrationFailureReason | ProvisioningFailureReason, string>
+> = {
+  // sign-in (password + TOTP)
+  bad_credentials: 'BAD_CREDENTIALS',
+  unknown_user: 'UNKNOWN_USER',
+  bad_otp: 'BAD_OTP',
+  otp_reused: 'OTP_REUSED',
+  user_locked: 'USER_LOCKED',
+  user_disabled: 'USER_DISABLED',
+  rate_limited: 'RATE_LIMITED',
+  mfa_ticket_invalid: 'MFA_TICKET_INVALID',
+  // key sign-in and PRT refresh
+  nonce_unknown_or_used: 'NONCE_UNKNOWN_OR_USED',
+  bad_device_signature: 'BAD_DEVICE_SIGNATURE',
+  bad_user_signature: 'BAD_USER_SIGNATURE',
+  credential_not_active: 'CREDENTIAL_NOT_ACTIVE',
+  credential_device_mismatch: 'CREDENTIAL_DEVICE_MISMATCH',
+  device_not_active: 'DEVICE_NOT_ACTIVE',
+  assertion_expired: 'ASSERTION_EXPIRED',
+  audience_mismatch: 'AUDIENCE_MISMATCH',
+  malformed_request: 'MALFORMED_REQUEST',
+  refresh_token_invalid: 'REFRESH_TOKEN_INVALID',
+  refresh_token_reused: 'REFRESH_TOKEN_REUSED',
+  bad_session_proof: 'BAD_SESSION_PROOF',
+  session_revoked: 'SESSION_REVOKED',
+  // device registration
+  invalid_request: 'INVALID_REQUEST',
+  malformed_csr: 'MALFORMED_CSR',
+  csr_signature_invalid: 'CSR_SIGNATURE_INVALID',
+  key_not_allowed: 'KEY_NOT_ALLOWED',
+  malformed_transport_key: 'MALFORMED_TRANSPORT_KEY',
+  join_token_invalid: 'JOIN_TOKEN_INVALID',
+  join_token_expired: 'JOIN_TOKEN_EXPIRED',
+  join_token_exhausted: 'JOIN_TOKEN_EXHAUSTED',
+  join_token_revoked: 'JOIN_TOKEN_REVOKED',
+  join_token_tenant_mismatch: 'JOIN_TOKEN_TENANT_MISMATCH',
+  device_name_not_allowed: 'DEVICE_NAME_NOT_ALLOWED',
+  access_token_invalid: 'ACCESS_TOKEN_INVALID',
+  permission_denied: 'PERMISSION_DENIED',
+  attestation_invalid: 'ATTESTATION_INVALID',
+  attestation_required: 'ATTESTATION_REQUIRED',
+  // key provisioning
+  mfa_stale: 'MFA_STALE',
+  mfa_missing: 'MFA_MISSING',
+  device_inactive: 'DEVICE_NOT_ACTIVE', // the same condition as key sign-in's device_not_active
+  device_tenant_mismatch: 'DEVICE_TENANT_MISMATCH',
+  policy_tpm_required: 'ATTESTATION_REQUIRED', // the tenant's policy demands a TPM-attested key
+  algorithm_not_allowed: 'KEY_NOT_ALLOWED',
+  key_limit: 'KEY_LIMIT',
+  bad_proof: 'BAD_PROOF_OF_POSSESSION',
+  bad_attestation: 'ATTESTATION_INVALID',
+  challenge_unknown_or_used: 'NONCE_UNKNOWN_OR_USED',
+  bad_device_assertion: 'BAD_DEVICE_SIGNATURE',
+  malformed_key: 'MALFORMED_KEY',
+  weak_key: 'KEY_NOT_ALLOWED',
+};
+
+/** The fixed-vocabulary code of a failure reason (OTHER when the reason is not in the catalogue). */
 export function failureReason(raw: unknown): string {
-  return typeof raw === 'string' && /^[a-z][a-z0-9_]{0,63}$/.test(raw)
-    ? raw.toUpperCase()
+  return typeof raw === 'string' && Object.hasOwn(FAILURE_CODES, raw)
+    ? FAILURE_CODES[raw as keyof typeof FAILURE_CODES]
     : 'OTHER';
 }
 
-const Severity = { informational: 1, low: 2, medium: 3 } as const;
+/** Every code of the vocabulary (for documentation and tests). */
+export const FAILURE_CODE_VOCABULARY: readonly string[] = [
+  ...new Set([...Object.values(FAILURE_CODES), 'OTHER']),
+].sort();
+
+const Severity = { informational: 1, low: 2, medium: 3, high: 4 } as const;
+/** Authentication (3002) activities of OCSF 1.5.0. */
+const AuthActivity = { logon: 1, logoff: 2, ticketRenew: 5 } as const;
+/** `auth_protocol` (with auth_protocol_id 99, Other) of latchkey's ways to authenticate. */
+export const AuthProtocol = {
+  password: 'password+totp',
+  key: 'latchkey-key',
+  /** Refresh with the device-bound refresh token (PRT) and its session key. */
+  refresh: 'latchkey-prt',
+} as const;
 const Status = { success: 1, failure: 2 } as const;
 
 export type OcsfRecord = Record<string, unknown> & {
@@ -78,6 +160,26 @@ const OS_TYPES: Record<string, number> = {
 function user(data: Data) {
   return clean({ uid: str(data.userId), name: str(data.username), type_id: 1 });
 }
+/**
+ * The user of an event that may know only a name, a key, or nothing: OCSF requires
+ * `user`, identified by uid or name; an unknown one is named "unidentified" (type Unknown).
+ */
+function identifiedUser(data: Data) {
+  const uid = str(data.userId);
+  const name = str(data.username);
+  const credential = str(data.credentialId);
+  return uid || name
+    ? clean({ uid, name, credential_uid: credential, type_id: 1 })
+    : clean({ name: 'unidentified', credential_uid: credential, type_id: 0 });
+}
+function deviceRef(data: Data) {
+  return str(data.deviceId) ? { uid: String(data.deviceId), type_id: 0 } : undefined;
+}
+function session(data: Data) {
+  return str(data.sessionId)
+    ? clean({ uid: String(data.sessionId), credential_uid: str(data.credentialId) })
+    : undefined;
+}
 function actor(data: Data) {
   return data.actorId ? { user: { uid: String(data.actorId) } } : undefined;
 }
@@ -93,6 +195,8 @@ function rest(data: Data, mapped: string[]): Data | undefined {
 interface Mapping {
   class_uid: number;
   activity_id: number;
+  /** When the activity depends on the data (else activity_id). */
+  activity?: (data: Data) => number;
   /** Class-specific attributes, and data fields they consumed (the rest goes to `unmapped`). */
   map(data: Data): { attrs: Data; mapped: string[]; severity?: number; message: string };
 }
@@ -186,7 +290,7 @@ const MAPPINGS: Record<string, Mapping> = {
         actor: actor(d),
         status_id: Status.failure,
         status_code: failureReason(d.reason),
-        status_detail: 'device registration refused',
+        status_detail: `device registration refused (${String(d.reason)})`,
       },
       mapped: ['displayName', 'actorId', 'reason', 'tenantId'],
       severity: Severity.low,
@@ -211,7 +315,7 @@ const MAPPINGS: Record<string, Mapping> = {
         device: str(d.deviceId) ? { uid: String(d.deviceId), type_id: 0 } : undefined,
         status_id: Status.failure,
         status_code: failureReason(d.reason),
-        status_detail: `key provisioning refused at the ${String(d.stage)} step`,
+        status_detail: `key provisioning refused at the ${String(d.stage)} step (${String(d.reason)})`,
         unmapped_auth_factors: keyFactor(d),
       },
       mapped: ['userId', 'deviceId', 'reason', 'tenantId'],
@@ -285,38 +389,124 @@ const MAPPINGS: Record<string, Mapping> = {
   },
   'dev.latchkey.auth.sign_in.succeeded.v1': {
     class_uid: OcsfClass.authentication,
-    activity_id: 1, // Logon
-    map: (d) => ({
-      attrs: {
-        user: user(d),
-        status_id: Status.success,
-        is_mfa: Array.isArray(d.amr) && d.amr.length >= 2,
-        auth_protocol_id: 99,
-        auth_protocol: 'password+totp',
-        src_endpoint: srcEndpoint(d),
-      },
-      mapped: ['userId', 'method', 'sourceIp', 'tenantId'],
-      message: `user ${String(d.userId)} signed in`,
-    }),
+    activity_id: AuthActivity.logon,
+    map: (d) => {
+      const key = d.method === 'key';
+      return {
+        attrs: {
+          user: clean({ uid: str(d.userId), type_id: 1, credential_uid: str(d.credentialId) }),
+          status_id: Status.success,
+          is_mfa: Array.isArray(d.amr) && d.amr.length >= 2,
+          is_new_logon: true,
+          auth_protocol_id: 99, // Other: neither Kerberos, NTLM, SAML, OAuth nor OIDC
+          auth_protocol: key ? AuthProtocol.key : AuthProtocol.password,
+          device: deviceRef(d),
+          session: session(d),
+          src_endpoint: srcEndpoint(d),
+        },
+        // amr, tokenId and attestationLevel have no OCSF attribute: they stay in unmapped.
+        mapped: [
+          'userId',
+          'credentialId',
+          'deviceId',
+          'sessionId',
+          'method',
+          'sourceIp',
+          'tenantId',
+        ],
+        message: key
+          ? `user ${String(d.userId)} signed in with key ${String(d.credentialId)} on device ${String(d.deviceId)}`
+          : `user ${String(d.userId)} signed in`,
+      };
+    },
   },
   'dev.latchkey.auth.sign_in.failed.v1': {
     class_uid: OcsfClass.authentication,
-    activity_id: 1, // Logon
+    activity_id: AuthActivity.logon,
+    // A refused PRT refresh is a refused ticket renewal, not a refused logon.
+    activity: (d) => (d.stage === 'refresh' ? AuthActivity.ticketRenew : AuthActivity.logon),
+    map: (d) => {
+      const code = failureReason(d.reason);
+      const who = str(d.username) ?? str(d.userId) ?? str(d.credentialId) ?? 'an unidentified user';
+      return {
+        attrs: {
+          user: identifiedUser(d),
+          status_id: Status.failure,
+          status_code: code,
+          status_detail:
+            d.stage === 'refresh'
+              ? `token refresh refused (${String(d.reason)})`
+              : `sign-in failed at the ${String(d.stage)} step (${String(d.reason)})`,
+          is_mfa: d.stage === 'otp' ? true : d.stage === 'password' ? false : undefined,
+          auth_protocol_id: 99,
+          auth_protocol:
+            d.stage === 'key'
+              ? AuthProtocol.key
+              : d.stage === 'refresh'
+                ? AuthProtocol.refresh
+                : AuthProtocol.password,
+          device: deviceRef(d),
+          session: session(d),
+          src_endpoint: srcEndpoint(d),
+        },
+        mapped: [
+          'userId',
+          'username',
+          'credentialId',
+          'deviceId',
+          'sessionId',
+          'reason',
+          'sourceIp',
+          'tenantId',
+        ],
+        // Refused refresh tokens that were already used point at a stolen PRT.
+        severity: d.reason === 'refresh_token_reused' ? Severity.high : Severity.low,
+        message: `${d.stage === 'refresh' ? 'token refresh' : 'sign-in'} of ${who} failed: ${code}`,
+      };
+    },
+  },
+  'dev.latchkey.auth.token.refreshed.v1': {
+    class_uid: OcsfClass.authentication,
+    activity_id: AuthActivity.ticketRenew,
     map: (d) => ({
       attrs: {
-        user: user(d),
-        status_id: Status.failure,
-        status_code: failureReason(d.reason),
-        status_detail: `sign-in failed at the ${String(d.stage)} step`,
-        is_mfa: d.stage === 'otp',
+        user: clean({ uid: str(d.userId), type_id: 1, credential_uid: str(d.credentialId) }),
+        status_id: Status.success,
+        is_new_logon: false,
         auth_protocol_id: 99,
-        auth_protocol: 'password+totp',
+        auth_protocol: AuthProtocol.refresh,
+        device: deviceRef(d),
+        session: session(d),
         src_endpoint: srcEndpoint(d),
       },
-      mapped: ['userId', 'username', 'reason', 'sourceIp', 'tenantId'],
-      severity: Severity.low,
-      message: `sign-in of ${String(d.username)} failed: ${failureReason(d.reason)}`,
+      mapped: ['userId', 'credentialId', 'deviceId', 'sessionId', 'sourceIp', 'tenantId'],
+      message: `session ${String(d.sessionId)} of user ${String(d.userId)} renewed its access token`,
     }),
+  },
+  'dev.latchkey.auth.session.revoked.v1': {
+    class_uid: OcsfClass.authentication,
+    activity_id: AuthActivity.logoff,
+    map: (d) => {
+      const reuse = d.trigger === 'refresh_token_reuse';
+      return {
+        attrs: {
+          user: d.userId
+            ? { uid: String(d.userId), type_id: 1 }
+            : { name: 'all users of the device', type_id: 0 },
+          actor: actor(d),
+          status_id: Status.success,
+          status_detail: `${String(d.revokedCount)} session(s) revoked by scope ${String(d.scope)}: ${String(d.reason)}`,
+          device: deviceRef(d),
+          session: session(d),
+        },
+        // scope, revokedCount, trigger and reason stay in unmapped as well (SIEM rules key on them).
+        mapped: ['userId', 'deviceId', 'sessionId', 'actorId', 'tenantId'],
+        severity: reuse ? Severity.high : Severity.informational,
+        message: reuse
+          ? `session ${String(d.sessionId ?? '')} revoked: a rotated-out refresh token was presented again`
+          : `${String(d.revokedCount)} session(s) of ${d.scope === 'device' ? `device ${String(d.deviceId)}` : d.scope === 'user' ? `user ${String(d.userId)}` : `session ${String(d.sessionId)}`} revoked`,
+      };
+    },
   },
 };
 
@@ -355,6 +545,7 @@ export function toOcsf(event: DomainEvent, seq?: bigint): OcsfRecord {
     });
   }
   const { attrs, mapped, severity, message } = mapping.map(data);
+  const activityId = mapping.activity?.(data) ?? mapping.activity_id;
   const { unmapped_auth_factors: authFactors, ...classAttrs } = attrs;
   const leftover = rest(data, mapped);
   const unmapped =
@@ -364,8 +555,8 @@ export function toOcsf(event: DomainEvent, seq?: bigint): OcsfRecord {
   return clean({
     class_uid: mapping.class_uid,
     category_uid: 3,
-    activity_id: mapping.activity_id,
-    type_uid: mapping.class_uid * 100 + mapping.activity_id,
+    activity_id: activityId,
+    type_uid: mapping.class_uid * 100 + activityId,
     severity_id: severity ?? Severity.informational,
     time: event.time.getTime(),
     message,
