@@ -227,6 +227,24 @@ describe('events that cannot be recorded', () => {
     expect(await h.count(t)).toBe(0);
   });
 
+  it('sends an event whose ce_id is not a UUID to the dead-letter topic, and goes on', async () => {
+    const t = randomUUID();
+    const bad = { ...h.deviceRegistered(t), id: 'not-a-uuid' };
+    const good = h.deviceRegistered(t);
+    await h.produce([bad, good]);
+    await stored(t, 1);
+    const dead = await eventually(
+      async () => {
+        const list = await h.readTopic(h.dlqTopic, { idleMs: 1000 });
+        return list.find((m) => m.headers.ce_id === bad.id && m.key === t);
+      },
+      { what: 'the dead letter', timeoutMs: 60_000 },
+    );
+    expect(dead.headers.latchkey_dlq_reason).toBe('INVALID_ID: ce_id is not a UUID');
+    const rows = await h.records(t);
+    expect(rows.map((r) => r.event_id)).toEqual([good.id]);
+  });
+
   it('sends an event that is not I-JSON (a lone surrogate) to the dead-letter topic, and goes on', async () => {
     const t = randomUUID();
     const bad = h.deviceRegistered(t, {}, { displayName: 'bad \ud800 name' });

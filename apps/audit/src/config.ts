@@ -40,8 +40,12 @@ export const auditConfigShape = {
   AUDIT_CHECKPOINT_INTERVAL_MS: positiveInt.default(60_000),
   /** Kafka partitions of one consumer processed at once. */
   AUDIT_PARTITIONS_CONCURRENCY: positiveInt.max(64).default(3),
-  /** Kafka fetch size per partition (bytes): larger batches, fewer transactions. */
-  AUDIT_FETCH_MAX_BYTES_PER_PARTITION: positiveInt.default(4 * 1024 * 1024),
+  /**
+   * Kafka fetch size per partition (bytes): larger batches mean fewer transactions, but a
+   * fetch and the batches made from it are what ingest holds in memory. 1 MiB (~1,500
+   * events) already amortizes a transaction; 4 MiB cost 80 MiB more RSS for no speed.
+   */
+  AUDIT_FETCH_MAX_BYTES_PER_PARTITION: positiveInt.default(1024 * 1024),
   /** How often the retention job runs. */
   AUDIT_RETENTION_INTERVAL_MS: positiveInt.default(3_600_000),
   /** Publish the SOC stream from this instance ("false" for ingest-only instances). */

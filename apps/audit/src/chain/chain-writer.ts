@@ -50,6 +50,8 @@ export async function readHeads(tx: SqlTx, tenantIds: string[]): Promise<Map<str
 }
 
 const COPY_RECORDS = `COPY audit_records (event_id, tenant_id, seq, event_type, source, subject, time, trace_id, data, record, prev_hash, hash, class_uid, activity_id, status_id, user_uid, device_uid, credential_uid, reason) FROM STDIN`;
+// Columns made here from validated values (digits, hex, ISO times, catalogue types): no escaping.
+const SAFE_FIELD = [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 1].map(Boolean);
 // COPY data goes out in chunks of about this many characters (one Buffer each).
 const COPY_CHUNK = 256 * 1024;
 
@@ -60,9 +62,13 @@ class CopyRows {
   private size = 0;
   length = 0;
 
+  /** One row, `fields` in COPY_RECORDS order (SAFE_FIELD says which need no escaping). */
   add(fields: (string | number | null)[]): void {
     let line = copyField(fields[0]!);
-    for (let i = 1; i < fields.length; i++) line += '\t' + copyField(fields[i]!);
+    for (let i = 1; i < fields.length; i++) {
+      const f = fields[i]!;
+      line += '\t' + (SAFE_FIELD[i] && f !== null ? f : copyField(f));
+    }
     line += '\n';
     this.lines.push(line);
     this.size += line.length;
@@ -77,6 +83,8 @@ class CopyRows {
     return this.chunks;
   }
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 // PostgreSQL cannot store U+0000 in text or jsonb: refuse it up front instead of failing the batch.
 const NUL = '\u0000';
@@ -103,6 +111,11 @@ export class ChainWriter {
     // Pure work first, outside the transaction (and its locks).
     const valid: ConsumedEvent[] = [];
     for (const e of events) {
+      // The id is the idempotency key, a uuid column: anything else would fail the whole batch.
+      if (!UUID.test(e.id)) {
+        rejected.push({ event: e, reason: 'INVALID_ID: ce_id is not a UUID' });
+        continue;
+      }
       try {
         assertCanonicalizable(e.data);
         for (const v of [e.id, e.type, e.source, e.subject, e.tenantId, e.traceparent ?? ''])
@@ -130,8 +143,9 @@ export class ChainWriter {
         const touched = new Map<string, ChainHead>();
         const due: { tenantId: string; seq: bigint; hash: string }[] = [];
         for (const e of valid) {
-          if (skip.has(e.id)) continue; // already recorded, or twice in this batch
-          skip.add(e.id);
+          const id = e.id.toLowerCase(); // as PostgreSQL returns a uuid
+          if (skip.has(id)) continue; // already recorded, or twice in this batch
+          skip.add(id);
           const head = touched.get(e.tenantId) ??
             heads.get(e.tenantId) ?? { seq: 0n, hash: GENESIS_HASH, checkpointSeq: 0n };
           const seq = head.seq + 1n;

@@ -20,8 +20,10 @@ import { type AuditConfig, AUDIT_CONFIG } from '../config';
 import { ChainDatabase, type SqlTx } from '../chain/chain-database';
 import { ChainWriter } from '../chain/chain-writer';
 
+// A round holds about ROUND_RECORDS records (~7 MB of JSON), shared by its tenants:
+// one busy tenant gets them all, a hundred busy tenants 50 each.
 const TENANTS_PER_ROUND = 100;
-const RECORDS_PER_TENANT = 200;
+const ROUND_RECORDS = 5000;
 const MAX_SEND_BYTES = 512 * 1024;
 
 interface StreamRow {
@@ -123,6 +125,7 @@ export class AuditStreamPublisher implements OnApplicationBootstrap, OnApplicati
         ORDER BY updated_at LIMIT ${TENANTS_PER_ROUND}`,
     );
     if (!heads.length) return 0;
+    const perTenant = Math.max(50, Math.floor(ROUND_RECORDS / heads.length));
     // record::text is the stored json text (the hashed RFC 8785 form for records written
     // since the json migration): embedded as is, never re-parsed here. Consumers
     // canonicalize before hashing either way.
@@ -136,7 +139,7 @@ export class AuditStreamPublisher implements OnApplicationBootstrap, OnApplicati
            FROM h CROSS JOIN LATERAL (
              SELECT * FROM audit_records ar
               WHERE ar.tenant_id = h.tenant_id AND ar.seq > h.streamed_seq
-              ORDER BY ar.seq LIMIT ${RECORDS_PER_TENANT}) a),
+              ORDER BY ar.seq LIMIT ${perTenant}) a),
        lim AS (
          SELECT h.tenant_id, greatest(h.streamed_seq, coalesce(max(r.seq), 0)) AS upto
            FROM h LEFT JOIN r ON r.tenant_id = h.tenant_id GROUP BY h.tenant_id, h.streamed_seq),
