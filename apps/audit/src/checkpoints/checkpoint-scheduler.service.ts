@@ -3,7 +3,7 @@ import {
   Inject,
   Injectable,
   type OnApplicationBootstrap,
-  type OnApplicationShutdown,
+  type BeforeApplicationShutdown,
 } from '@nestjs/common';
 import { SERVICE_LOGGER } from '@latchkey/service-kit';
 import type { Logger } from 'pino';
@@ -14,7 +14,7 @@ import { lockChains, readHeads } from '../chain/chain-writer';
 import { CheckpointWriter } from './checkpoint-writer';
 
 @Injectable()
-export class CheckpointScheduler implements OnApplicationBootstrap, OnApplicationShutdown {
+export class CheckpointScheduler implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private timer?: NodeJS.Timeout;
   private running?: Promise<unknown>;
 
@@ -38,7 +38,8 @@ export class CheckpointScheduler implements OnApplicationBootstrap, OnApplicatio
     this.timer.unref();
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  // Before the chain pool closes (ChainDatabase ends it in onApplicationShutdown).
+  async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
     await this.running;
   }

@@ -7,7 +7,7 @@ import {
   Inject,
   Injectable,
   type OnApplicationBootstrap,
-  type OnApplicationShutdown,
+  type BeforeApplicationShutdown,
 } from '@nestjs/common';
 import { DomainError, parseRequest, SERVICE_LOGGER } from '@latchkey/service-kit';
 import type { Logger } from 'pino';
@@ -23,7 +23,7 @@ const policySchema = z.object({
 });
 
 @Injectable()
-export class RetentionService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class RetentionService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private timer?: NodeJS.Timeout;
   private running?: Promise<unknown>;
 
@@ -45,7 +45,8 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     this.timer.unref();
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  // Before the chain pool closes (ChainDatabase ends it in onApplicationShutdown).
+  async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
     await this.running;
   }

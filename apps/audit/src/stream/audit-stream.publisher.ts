@@ -10,7 +10,7 @@ import {
   Inject,
   Injectable,
   type OnApplicationBootstrap,
-  type OnApplicationShutdown,
+  type BeforeApplicationShutdown,
 } from '@nestjs/common';
 import { encodeEvent, KafkaEventBus } from '@latchkey/events';
 import { AuditCheckpointPublished, AuditRecordPublished } from '@latchkey/events';
@@ -39,7 +39,7 @@ interface StreamRow {
 }
 
 @Injectable()
-export class AuditStreamPublisher implements OnApplicationBootstrap, OnApplicationShutdown {
+export class AuditStreamPublisher implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private stopped = false;
   private wake?: () => void;
   private pending = false;
@@ -65,7 +65,8 @@ export class AuditStreamPublisher implements OnApplicationBootstrap, OnApplicati
     this.loop = this.run();
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  // Before the chain pool closes (ChainDatabase ends it in onApplicationShutdown).
+  async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     this.wake?.();
     await this.loop;
