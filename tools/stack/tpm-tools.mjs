@@ -1,6 +1,6 @@
-// Command-line tools the registration tests drive: openssl (CSRs and checks made
-// by a tool that is not ours) and a software TPM (swtpm + tpm2-tools, see
-// STACK-NOTES). Installed from Debian when missing; a PATH lookup when present.
+// Command-line tools the tests drive: openssl (CSRs and checks made by a tool
+// that is not ours), a software TPM (swtpm + tpm2-tools, see STACK-NOTES) and
+// kcat (the audit stream read the way a SOC would). Installed from Debian when missing; a PATH lookup when present.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -11,6 +11,7 @@ const PACKAGES = {
   swtpm: 'swtpm',
   'swtpm-tools': 'swtpm_setup',
   'tpm2-tools': 'tpm2_createprimary',
+  kcat: 'kcat',
 };
 
 function onPath(cmd) {
