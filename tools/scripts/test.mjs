@@ -64,7 +64,11 @@ async function main() {
   const jest = spawnSync(
     node,
     [
+      // Every suite runs in this one process (--runInBand) and jest's module registries grow
+      // with each: give it room beyond V8's 4 GiB default, and print the heap per suite.
+      '--max-old-space-size=8192',
       bin('jest', 'bin/jest.js'),
+      '--logHeapUsage',
       '--ci',
       '--runInBand',
       '--json',
