@@ -8,18 +8,16 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { credentials, loadPackageDefinition, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import { authenticator } from 'otplib';
-import { PROTO_LOADER_OPTIONS, PROTO_ROOT } from '@latchkey/contracts';
 import {
+  authClient,
+  bearer,
   eventually,
   grpcAddress,
   grpcClient,
   launcher,
   REPO_ROOT,
   TEST_PROFILE,
-  type UnaryClient,
 } from '@latchkey/testing';
 
 export const AGENT_MAIN = join(REPO_ROOT, 'dist/apps/agent/src/main.js');
@@ -86,40 +84,7 @@ export function seedOperator(username: string): Account {
   return JSON.parse(r.stdout) as Account;
 }
 
-/** A promise client of latchkey.auth.v1's AuthService or AdminService. */
-export function authClient(service: 'AuthService' | 'AdminService', address: string): UnaryClient {
-  const file = service === 'AdminService' ? 'admin.proto' : 'auth.proto';
-  const def = loadSync(join(PROTO_ROOT, 'latchkey/auth/v1', file), PROTO_LOADER_OPTIONS);
-  const pkg = loadPackageDefinition(def) as unknown as {
-    latchkey: {
-      auth: { v1: Record<string, new (a: string, c: unknown) => Record<string, unknown>> };
-    };
-  };
-  const raw = new pkg.latchkey.auth.v1[service]!(address, credentials.createInsecure());
-  return new Proxy({} as UnaryClient, {
-    get(_t, prop: string) {
-      if (prop === 'close') return () => (raw.close as () => void).call(raw);
-      const method = raw[prop] as (
-        req: object,
-        md: Metadata,
-        opts: object,
-        cb: (err: ServiceError | null, res: unknown) => void,
-      ) => void;
-      return (request: object, metadata = new Metadata()) =>
-        new Promise((resolve, reject) =>
-          method.call(raw, request, metadata, { deadline: Date.now() + 15000 }, (err, res) =>
-            err ? reject(err) : resolve(res as Record<string, unknown>),
-          ),
-        );
-    },
-  });
-}
-
-export function bearer(token: string): Metadata {
-  const md = new Metadata();
-  md.set('authorization', `Bearer ${token}`);
-  return md;
-}
+export { authClient, bearer };
 
 /** The next TOTP code not used yet for `secret` (auth accepts each time step once): waits for a new step if needed. */
 const lastStep = new Map<string, number>();

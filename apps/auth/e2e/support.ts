@@ -1,8 +1,7 @@
 /** Helpers of auth's end-to-end tests: clients, seeded operators, sign-in. */
-import { credentials, loadPackageDefinition, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { PROTO_LOADER_OPTIONS, PROTO_ROOT } from '@latchkey/contracts';
 import {
+  authClient as testingAuthClient,
+  bearer,
   eventually,
   grpcAddress,
   launcher,
@@ -18,40 +17,12 @@ import { createAccount, type SeededAccount, seedContext } from '../src/seed/seed
 
 export const authEnv = () => launcher.serviceEnv('auth', TEST_PROFILE);
 
-/** A promise client of any service in latchkey.auth.v1 (AuthService or AdminService). */
+/** A promise client of latchkey.auth.v1's AuthService or AdminService (default: the test profile's auth). */
 export function authClient(service: 'AuthService' | 'AdminService', address = grpcAddress('auth')) {
-  const file = service === 'AdminService' ? 'admin.proto' : 'auth.proto';
-  const def = loadSync(join(PROTO_ROOT, 'latchkey/auth/v1', file), PROTO_LOADER_OPTIONS);
-  const pkg = loadPackageDefinition(def) as unknown as {
-    latchkey: {
-      auth: { v1: Record<string, new (a: string, c: unknown) => Record<string, unknown>> };
-    };
-  };
-  const raw = new pkg.latchkey.auth.v1[service]!(address, credentials.createInsecure());
-  return new Proxy({} as UnaryClient, {
-    get(_t, prop: string) {
-      if (prop === 'close') return () => (raw.close as () => void).call(raw);
-      const method = raw[prop] as (
-        req: object,
-        md: Metadata,
-        opts: object,
-        cb: (err: ServiceError | null, res: unknown) => void,
-      ) => void;
-      return (request: object, metadata = new Metadata()) =>
-        new Promise((resolve, reject) =>
-          method.call(raw, request, metadata, { deadline: Date.now() + 15000 }, (err, res) =>
-            err ? reject(err) : resolve(res as Record<string, unknown>),
-          ),
-        );
-    },
-  });
+  return testingAuthClient(service, address);
 }
 
-export function bearer(token: string): Metadata {
-  const md = new Metadata();
-  md.set('authorization', `Bearer ${token}`);
-  return md;
-}
+export { bearer };
 
 /** Creates an account with password and active TOTP straight in auth's database (as the seed does). */
 export async function seedAccount(

@@ -11,8 +11,10 @@ import {
   GRPC_PACKAGES,
   type GrpcServiceName,
   PROTO_LOADER_OPTIONS,
+  PROTO_ROOT,
   protoFile,
 } from '@latchkey/contracts';
+import { join } from 'node:path';
 
 export type UnaryClient = Record<
   string,
@@ -62,3 +64,42 @@ export function reasonOf(err: unknown): string | undefined {
 }
 
 export { Metadata };
+
+/**
+ * A promise client of latchkey.auth.v1's AuthService or AdminService (AdminService
+ * has its own proto file, outside GRPC_PACKAGES), with proto method names.
+ */
+export function authClient(service: 'AuthService' | 'AdminService', address: string): UnaryClient {
+  const file = service === 'AdminService' ? 'admin.proto' : 'auth.proto';
+  const def = loadSync(join(PROTO_ROOT, 'latchkey/auth/v1', file), PROTO_LOADER_OPTIONS);
+  const pkg = loadPackageDefinition(def) as unknown as {
+    latchkey: {
+      auth: { v1: Record<string, new (a: string, c: unknown) => Record<string, unknown>> };
+    };
+  };
+  const raw = new pkg.latchkey.auth.v1[service]!(address, credentials.createInsecure());
+  return new Proxy({} as UnaryClient, {
+    get(_t, prop: string) {
+      if (prop === 'close') return () => (raw.close as () => void).call(raw);
+      const method = raw[prop] as (
+        req: object,
+        md: Metadata,
+        opts: object,
+        cb: (err: ServiceError | null, res: unknown) => void,
+      ) => void;
+      return (request: object, metadata = new Metadata()) =>
+        new Promise((resolve, reject) =>
+          method.call(raw, request, metadata, { deadline: Date.now() + 15000 }, (err, res) =>
+            err ? reject(err) : resolve(res as Record<string, unknown>),
+          ),
+        );
+    },
+  });
+}
+
+/** Metadata carrying `token` as a bearer access token. */
+export function bearer(token: string): Metadata {
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  return md;
+}

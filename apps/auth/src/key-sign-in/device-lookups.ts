@@ -105,10 +105,6 @@ export class LookupCache<T> {
     this.epoch++;
     this.entries.clear();
   }
-
-  get size(): number {
-    return this.entries.size;
-  }
 }
 
 const str = (v: unknown) => (typeof v === 'string' ? v : '');
@@ -172,10 +168,6 @@ export class DeviceLookups implements OnModuleDestroy {
       }
     };
     void start(0);
-  }
-
-  get live(): boolean {
-    return this.listenerLive;
   }
 
   setLive(live: boolean): void {

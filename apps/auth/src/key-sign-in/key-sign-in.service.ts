@@ -141,7 +141,7 @@ const audienceOf = (p: JWTPayload) => (Array.isArray(p.aud) ? p.aud : p.aud ? [p
 
 @Injectable()
 export class KeySignInService {
-  private readonly devices: DeviceAssertionVerifier;
+  private readonly devices: DeviceAssertionVerifier<DeviceView>;
   private readonly userKeys = new WeakMap<CredentialView, Promise<KeyObject | Uint8Array>>();
   private readonly knownTenants = new Map<string, number>();
 
@@ -247,8 +247,9 @@ export class KeySignInService {
   ) {
     // 1. The outer request: the device key, its certificate, the device's status.
     let claims: Record<string, unknown>;
+    let device: DeviceView;
     try {
-      ({ claims } = await this.devices.verify(request, { tenantId, deviceId }, now));
+      ({ claims, device } = await this.devices.verify(request, { tenantId, deviceId }, now));
     } catch (err) {
       if (err instanceof DeviceAssertionError) throw new Refusal(DEVICE_REASONS[err.code]);
       throw err;
@@ -304,8 +305,6 @@ export class KeySignInService {
     const user = await this.db.user.findUnique({ where: { id: cred.userId } });
     if (!user || user.tenantId !== tenantId || user.status !== 'active')
       throw new Refusal('user_disabled', facts);
-    const device = await this.lookups.device(tenantId, deviceId);
-    if (!device || device.status !== 'active') throw new Refusal('device_not_active', facts);
     if (!(await this.nonces.consume(nonce, { tenantId, deviceId, purpose: 'sign_in' })))
       throw new Refusal('nonce_unknown_or_used', facts);
 
@@ -535,8 +534,6 @@ export class KeySignInService {
       }));
     } catch {
       throw new Refusal('bad_session_proof');
-    } finally {
-      sessionKey.fill(0);
     }
     if (!audienceOf(claims).includes(this.config.AUTH_ISSUER))
       throw new Refusal('audience_mismatch');
@@ -582,9 +579,8 @@ export class KeySignInService {
         session.createdAt.getTime() + this.config.PRT_MAX_AGE_SECONDS * 1000,
       ),
     );
-    const key = unwrapSessionKey(session.wrappedSessionKey, refreshToken, session.id)!;
-    const wrapped = wrapSessionKey(key, nextToken, session.id);
-    key.fill(0);
+    const wrapped = wrapSessionKey(sessionKey, nextToken, session.id);
+    sessionKey.fill(0);
     const issued = await this.issue(
       user,
       device,

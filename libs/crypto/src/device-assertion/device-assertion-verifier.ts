@@ -41,10 +41,10 @@ export interface DeviceRecord {
 }
 
 /** Where the verifier looks up tenants' CAs and devices (a database here, GetDevice elsewhere). */
-export interface DeviceDirectory {
+export interface DeviceDirectory<D extends DeviceRecord = DeviceRecord> {
   /** The tenant's device CA certificate (PEM), or null for an unknown tenant. */
   tenantCaCertificate(tenantId: string): Promise<string | null>;
-  device(tenantId: string, deviceId: string): Promise<DeviceRecord | null>;
+  device(tenantId: string, deviceId: string): Promise<D | null>;
 }
 
 export interface DeviceAssertionVerifierOptions {
@@ -56,9 +56,11 @@ export interface DeviceAssertionVerifierOptions {
   rememberJti?: (jti: string, expiresAt: Date) => Promise<boolean>;
 }
 
-export interface VerifiedDeviceAssertion {
+export interface VerifiedDeviceAssertion<D extends DeviceRecord = DeviceRecord> {
   tenantId: string;
   deviceId: string;
+  /** The device record the assertion was checked against (active). */
+  device: D;
   claims: Record<string, unknown>;
   certificate: x509.X509Certificate;
   /** SHA-256 of the device key's SPKI, base64url. */
@@ -84,11 +86,11 @@ interface TrustedCertificate {
   deviceId: string;
 }
 
-export class DeviceAssertionVerifier {
+export class DeviceAssertionVerifier<D extends DeviceRecord = DeviceRecord> {
   private readonly trusted = new Map<string, TrustedCertificate>();
 
   constructor(
-    private readonly directory: DeviceDirectory,
+    private readonly directory: DeviceDirectory<D>,
     private readonly options: DeviceAssertionVerifierOptions,
   ) {}
 
@@ -100,7 +102,7 @@ export class DeviceAssertionVerifier {
     jws: string,
     expected: { tenantId?: string; deviceId?: string; nonce?: string } = {},
     now = new Date(),
-  ): Promise<VerifiedDeviceAssertion> {
+  ): Promise<VerifiedDeviceAssertion<D>> {
     if (typeof jws !== 'string' || jws.length > MAX_LENGTH)
       throw new DeviceAssertionError('MALFORMED_ASSERTION', 'not a compact JWS');
     let header: ReturnType<typeof decodeProtectedHeader>;
@@ -184,6 +186,7 @@ export class DeviceAssertionVerifier {
     return {
       tenantId,
       deviceId,
+      device,
       claims: payload,
       certificate: current,
       keyThumbprint: publicKeyThumbprint(key),
