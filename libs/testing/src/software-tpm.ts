@@ -16,37 +16,48 @@ export class SoftwareTpm {
     private readonly port: number,
   ) {}
 
+  /**
+   * Starts swtpm on free ports and waits until it answers. swtpm exits at once when its
+   * control port (the data port + 1, which freePort did not check) is taken: then it is
+   * started again on other ports.
+   */
   static async start(): Promise<SoftwareTpm> {
     const dir = mkdtempSync(join(tmpdir(), 'latchkey-swtpm-'));
-    const port = await freePort();
-    const ctrl = port + 1; // the swtpm TCTI expects the control channel on the next port
-    const child = spawn(
-      'swtpm',
-      [
-        'socket',
-        '--tpm2',
-        '--server',
-        `type=tcp,port=${port},bindaddr=127.0.0.1`,
-        '--ctrl',
-        `type=tcp,port=${ctrl},bindaddr=127.0.0.1`,
-        '--flags',
-        'not-need-init,startup-clear',
-        '--tpmstate',
-        `dir=${dir}`,
-      ],
-      { stdio: 'ignore' },
-    );
-    const tpm = new SoftwareTpm(child, dir, port);
-    for (let i = 0; ; i++) {
-      try {
-        tpm.run('tpm2_getrandom', '8', '--hex');
-        break;
-      } catch (err) {
-        if (i > 50) throw err;
-        await new Promise((r) => setTimeout(r, 100));
+    for (let launch = 0; ; launch++) {
+      const port = await freePort();
+      const ctrl = port + 1; // the swtpm TCTI expects the control channel on the next port
+      const child = spawn(
+        'swtpm',
+        [
+          'socket',
+          '--tpm2',
+          '--server',
+          `type=tcp,port=${port},bindaddr=127.0.0.1`,
+          '--ctrl',
+          `type=tcp,port=${ctrl},bindaddr=127.0.0.1`,
+          '--flags',
+          'not-need-init,startup-clear',
+          '--tpmstate',
+          `dir=${dir}`,
+        ],
+        { stdio: 'ignore' },
+      );
+      const tpm = new SoftwareTpm(child, dir, port);
+      for (let i = 0; ; i++) {
+        try {
+          tpm.run('tpm2_getrandom', '8', '--hex');
+          return tpm;
+        } catch (err) {
+          const exited = child.exitCode !== null || child.signalCode !== null;
+          if (exited && launch < 4) break;
+          if (i > 100) {
+            child.kill();
+            throw err;
+          }
+          await new Promise((r) => setTimeout(r, 100));
+        }
       }
     }
-    return tpm;
   }
 
   /** The TPM2TOOLS_TCTI that reaches this TPM (for tools and clients of its own, e.g. the device agent). */
