@@ -16,7 +16,6 @@
 //                                      http://127.0.0.1:P as AUTH_ISSUER: e.g. under a profiler)
 // Tenant: announced on Kafka as auth does (tenant.created); admin tokens from a
 // JWKS served by this script (auth's issuer stand-in).
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomUUID, webcrypto } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
@@ -27,6 +26,7 @@ import { loadSync } from '@grpc/proto-loader';
 import * as x509 from '@peculiar/x509';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { setup } from '../scripts/setup.mjs';
+import { childCpuSeconds } from './proc-cpu.mjs';
 
 const require = createRequire(import.meta.url);
 const launcher = require('../scripts/services.cjs');
@@ -91,18 +91,6 @@ async function jwksServer() {
       .sign(privateKey);
   };
   return { server, issuer, adminToken };
-}
-
-/** CPU seconds (user + system) the child process has used so far (Linux /proc), or NaN. */
-function childCpuSeconds(child) {
-  if (!child?.pid) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ)
-  } catch {
-    return NaN;
-  }
 }
 
 /** A new device's request material, as a device makes it (not measured). */

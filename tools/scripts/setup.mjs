@@ -2,7 +2,7 @@
 // stack, databases and migrations, Prisma clients, the build. Idempotent.
 // Only node: built-ins at the top: this runs before `npm install` has.
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,6 +28,29 @@ function installIfNeeded() {
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
 
+/**
+ * The services listen on 8081+ and 50051+ (plus profile offsets), inside Linux's
+ * ephemeral port range (32768-60999): an outgoing connection that happens to get
+ * such a port as its local port makes a service's listen fail with EADDRINUSE.
+ * Reserve those ranges from ephemeral use when allowed (root); otherwise say so.
+ */
+const RESERVED_PORTS = ['8000-8999', '50000-50999'];
+function reserveServicePorts() {
+  const file = '/proc/sys/net/ipv4/ip_local_reserved_ports';
+  try {
+    const current = readFileSync(file, 'utf8').trim();
+    const have = current ? current.split(',') : [];
+    const missing = RESERVED_PORTS.filter((r) => !have.includes(r));
+    if (!missing.length) return;
+    writeFileSync(file, [...have, ...missing].join(','));
+    log(`reserved ports ${missing.join(',')} from ephemeral use (${file})`);
+  } catch (err) {
+    log(
+      `could not reserve ports ${RESERVED_PORTS.join(',')} (${err.code ?? err.message}): a rare EADDRINUSE at service start is possible`,
+    );
+  }
+}
+
 async function timed(what, fn) {
   const t = Date.now();
   await fn();
@@ -38,6 +61,7 @@ async function timed(what, fn) {
 export async function setup({ profile }) {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
   await timed('dependencies', () => installIfNeeded());
+  reserveServicePorts();
   const { up } = await import('../stack/stack.mjs');
   await timed('stack (PostgreSQL, Redis, Kafka)', () => up({ log }));
   // The registration tests drive openssl and a software TPM (swtpm, tpm2-tools).

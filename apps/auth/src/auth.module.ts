@@ -1,7 +1,13 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { KeyEncryption } from '@latchkey/crypto';
 import { EventsModule, Topics } from '@latchkey/events';
-import { prismaProvider, REDIS, redisProvider } from '@latchkey/service-kit';
+import {
+  PG_POOL,
+  pgPoolProvider,
+  prismaProvider,
+  REDIS,
+  redisProvider,
+} from '@latchkey/service-kit';
 import { AdminModule } from './admin/admin.module';
 import { AUTH_CONFIG, type AuthConfig } from './config';
 import { PrismaClient } from './generated/prisma/client';
@@ -22,6 +28,7 @@ export class AuthModule {
           global: true,
           providers: [
             prismaProvider(PrismaClient),
+            pgPoolProvider(PrismaClient),
             redisProvider,
             { provide: AUTH_CONFIG, useValue: config },
             { provide: KeyEncryption, useValue: new KeyEncryption(config.KEY_ENCRYPTION_KEYS) },
@@ -30,7 +37,7 @@ export class AuthModule {
               useValue: new PasswordHasher({ logN: config.PASSWORD_SCRYPT_LOG_N, r: 8, p: 1 }),
             },
           ],
-          exports: [PrismaClient, REDIS, AUTH_CONFIG, KeyEncryption, PasswordHasher],
+          exports: [PrismaClient, PG_POOL, REDIS, AUTH_CONFIG, KeyEncryption, PasswordHasher],
         },
         EventsModule.forRoot({
           brokers: config.KAFKA_BROKERS,

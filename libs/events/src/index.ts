@@ -11,4 +11,5 @@ export * from './kafka/kafka-client-config';
 export * from './kafka/tracing';
 export * from './outbox/outbox';
 export * from './outbox/outbox-metrics';
+export * from './outbox/pg-outbox-database';
 export * from './nest/events.module';

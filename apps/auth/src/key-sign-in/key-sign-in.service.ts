@@ -6,7 +6,7 @@
  * checked, so a request works once. Every refusal is the same error to the
  * caller; the precise reason goes to the `auth.sign_in.failed` event.
  */
-import { randomUUID, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   DeviceAssertionError,
@@ -29,6 +29,7 @@ import {
   DomainError,
   NonceStore,
   parseRequest,
+  PG_POOL,
   type Principal,
 } from '@latchkey/service-kit';
 import {
@@ -39,6 +40,7 @@ import {
   jwtVerify,
   type JWTPayload,
 } from 'jose';
+import type { Pool } from 'pg';
 import { z } from 'zod';
 import { AUTH_CONFIG, type AuthConfig } from '../config';
 import { emitEvent } from '../outbox';
@@ -137,16 +139,28 @@ export interface KeySessionTokens {
   sessionId: string;
 }
 
+interface SignInUser {
+  id: string;
+  tenantId: string;
+  status: string;
+  roles: string[];
+  username: string;
+  displayName: string;
+  email: string | null;
+}
+
 const audienceOf = (p: JWTPayload) => (Array.isArray(p.aud) ? p.aud : p.aud ? [p.aud] : []);
 
 @Injectable()
 export class KeySignInService {
   private readonly devices: DeviceAssertionVerifier<DeviceView>;
   private readonly userKeys = new WeakMap<CredentialView, Promise<KeyObject | Uint8Array>>();
+  private readonly transportKeys = new WeakMap<DeviceView, KeyObject>();
   private readonly knownTenants = new Map<string, number>();
 
   constructor(
     @Inject(PrismaClient) private readonly db: PrismaClient,
+    @Inject(PG_POOL) private readonly pg: Pool,
     @Inject(NonceStore) private readonly nonces: NonceStore,
     @Inject(DeviceLookups) private readonly lookups: DeviceLookups,
     @Inject(TokenIssuer) private readonly tokens: TokenIssuer,
@@ -194,6 +208,27 @@ export class KeySignInService {
     if (!key) {
       key = importJWK(cred.publicKeyJwk, cred.algorithm);
       this.userKeys.set(cred, key);
+    }
+    return key;
+  }
+
+  /** The user a credential belongs to (the hot path's one read of auth's own tables). */
+  private async activeUser(userId: string): Promise<SignInUser | undefined> {
+    const { rows } = await this.pg.query<SignInUser>(
+      `SELECT id, tenant_id AS "tenantId", status::text AS status, roles, username,
+              display_name AS "displayName", email
+         FROM users WHERE id = $1::uuid`,
+      [userId],
+    );
+    return rows[0];
+  }
+
+  /** The device's transport key, imported once per cached device record. */
+  private transportKey(device: DeviceView): KeyObject {
+    let key = this.transportKeys.get(device);
+    if (!key) {
+      key = createPublicKey(device.transportPublicKeyPem);
+      this.transportKeys.set(device, key);
     }
     return key;
   }
@@ -302,7 +337,7 @@ export class KeySignInService {
     if (payload.request_nonce !== nonce) throw new Refusal('nonce_unknown_or_used', facts);
 
     // 3. The user, then the nonce: the last gate, consumed once.
-    const user = await this.db.user.findUnique({ where: { id: cred.userId } });
+    const user = await this.activeUser(cred.userId);
     if (!user || user.tenantId !== tenantId || user.status !== 'active')
       throw new Refusal('user_disabled', facts);
     if (!(await this.nonces.consume(nonce, { tenantId, deviceId, purpose: 'sign_in' })))
@@ -318,7 +353,7 @@ export class KeySignInService {
     );
     const [tokens, sessionKeyJwe] = await Promise.all([
       this.issue(user, device, cred, sessionId, now, amr),
-      encryptToTransportKey(sessionKey, device.transportPublicKeyPem, {
+      encryptToTransportKey(sessionKey, this.transportKey(device), {
         kid: device.transportKeyThumbprint || undefined,
       }),
     ]);
@@ -337,19 +372,37 @@ export class KeySignInService {
         ...(sourceIp ? { sourceIp } : {}),
       }),
     );
-    await this.db.$executeRaw`
-      WITH session AS (
-        INSERT INTO key_sessions (id, tenant_id, user_id, device_id, credential_id,
-          attestation_level, token_hash, wrapped_session_key, auth_time, last_used_at, expires_at)
-        VALUES (${sessionId}::uuid, ${tenantId}::uuid, ${user.id}::uuid, ${deviceId}::uuid,
-          ${credentialId}, ${cred.attestationLevel}, ${hashRefreshToken(refreshToken)},
-          ${wrapSessionKey(sessionKey, refreshToken, sessionId)}, ${now}, ${now}, ${expiresAt})
-      )
-      INSERT INTO outbox_events (event_id, type, source, subject, tenant_id, time, data,
-        traceparent, tracestate)
-      VALUES (${event.eventId}::uuid, ${event.type}, ${event.source}, ${event.subject},
-        ${event.tenantId}, ${event.time}, ${JSON.stringify(event.data)}::jsonb,
-        ${event.traceparent}, ${event.tracestate})`;
+    await this.pg.query(
+      `WITH session AS (
+         INSERT INTO key_sessions (id, tenant_id, user_id, device_id, credential_id,
+           attestation_level, token_hash, wrapped_session_key, auth_time, last_used_at, expires_at)
+         VALUES ($1::uuid, $2::uuid, $3::uuid, $4::uuid, $5, $6, $7, $8, $9, $9, $10)
+       )
+       INSERT INTO outbox_events (event_id, type, source, subject, tenant_id, time, data,
+         traceparent, tracestate)
+       VALUES ($11::uuid, $12, $13, $14, $15, $16, $17::jsonb, $18, $19)`,
+      [
+        sessionId,
+        tenantId,
+        user.id,
+        deviceId,
+        credentialId,
+        cred.attestationLevel,
+        hashRefreshToken(refreshToken),
+        wrapSessionKey(sessionKey, refreshToken, sessionId),
+        now,
+        expiresAt,
+        event.eventId,
+        event.type,
+        event.source,
+        event.subject,
+        event.tenantId,
+        event.time,
+        JSON.stringify(event.data),
+        event.traceparent,
+        event.tracestate,
+      ],
+    );
     this.relay.notify();
     sessionKey.fill(0);
     return {

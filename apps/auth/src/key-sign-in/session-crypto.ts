@@ -88,13 +88,16 @@ export function transportAlgorithm(key: KeyObject): 'RSA-OAEP-256' | 'ECDH-ES' {
   throw new Error(`unsupported transport key type ${String(key.asymmetricKeyType)}`);
 }
 
-/** The session key as a compact JWE (A256GCM) to the device's transport key (SPKI PEM). */
+/** The session key as a compact JWE (A256GCM) to the device's transport key (SPKI PEM or imported). */
 export async function encryptToTransportKey(
   sessionKey: Buffer,
-  transportPublicKeyPem: string,
+  transportPublicKey: string | KeyObject,
   header: { kid?: string } = {},
 ): Promise<string> {
-  const key = createPublicKey(transportPublicKeyPem);
+  const key =
+    typeof transportPublicKey === 'string'
+      ? createPublicKey(transportPublicKey)
+      : transportPublicKey;
   return new CompactEncrypt(sessionKey)
     .setProtectedHeader({
       alg: transportAlgorithm(key),

@@ -84,6 +84,9 @@ interface TrustedCertificate {
   der: Buffer;
   tenantId: string;
   deviceId: string;
+  /** Worked out once with the certificate: publicKeyThumbprint and the key's JWS algorithms. */
+  thumbprint: string;
+  jwsAlgorithms: readonly string[];
 }
 
 export class DeviceAssertionVerifier<D extends DeviceRecord = DeviceRecord> {
@@ -134,6 +137,8 @@ export class DeviceAssertionVerifier<D extends DeviceRecord = DeviceRecord> {
       certificate: current,
       key,
       der: currentDer,
+      thumbprint,
+      jwsAlgorithms,
     } = await this.trustedCertificate(device.certificatePem, caPem, tenantId, deviceId, now);
     if (header.x5c) {
       const presented = Array.isArray(header.x5c) ? header.x5c[0] : undefined;
@@ -153,7 +158,7 @@ export class DeviceAssertionVerifier<D extends DeviceRecord = DeviceRecord> {
     if (device.status !== 'active')
       throw new DeviceAssertionError('DEVICE_NOT_ACTIVE', `the device is ${device.status}`);
 
-    const allowed = describeDeviceKey(key).jwsAlgorithms.filter((a) => a === header.alg);
+    const allowed = jwsAlgorithms.filter((a) => a === header.alg);
     let payload: Record<string, unknown>;
     try {
       ({ payload } = await jwtVerify(jws, key, {
@@ -189,7 +194,7 @@ export class DeviceAssertionVerifier<D extends DeviceRecord = DeviceRecord> {
       device,
       claims: payload,
       certificate: current,
-      keyThumbprint: publicKeyThumbprint(key),
+      keyThumbprint: thumbprint,
     };
   }
 
@@ -220,7 +225,15 @@ export class DeviceAssertionVerifier<D extends DeviceRecord = DeviceRecord> {
         format: 'der',
         type: 'spki',
       });
-      trusted = { certificate, key, der, tenantId, deviceId };
+      trusted = {
+        certificate,
+        key,
+        der,
+        tenantId,
+        deviceId,
+        thumbprint: publicKeyThumbprint(key),
+        jwsAlgorithms: describeDeviceKey(key).jwsAlgorithms,
+      };
       if (this.trusted.size >= 50_000) this.trusted.clear();
       this.trusted.set(id, trusted);
     }

@@ -12,6 +12,7 @@ import {
 import {
   type KafkaConfig,
   MetricsRegistry,
+  pgPoolOf,
   SERVICE_CONFIG,
   SERVICE_LOGGER,
 } from '@latchkey/service-kit';
@@ -20,6 +21,7 @@ import { kafkaSecurityOptions } from '../kafka/kafka-client-config';
 import { type BatchEventConsumerOptions, KafkaEventBus } from '../kafka/kafka-event-bus';
 import { type OutboxDatabase, OutboxRelay } from '../outbox/outbox';
 import { registerOutboxMetrics } from '../outbox/outbox-metrics';
+import { pgOutboxDatabase } from '../outbox/pg-outbox-database';
 
 export interface EventsModuleOptions {
   brokers: string[];
@@ -131,7 +133,9 @@ export class EventsModule {
                 logger: Logger,
                 metrics: MetricsRegistry,
               ) => {
-                const relay = new OutboxRelay(db, bus, { logger });
+                // The client's own pool when it has one (prismaProvider): same database, no ORM.
+                const pool = pgPoolOf(db);
+                const relay = new OutboxRelay(pool ? pgOutboxDatabase(pool) : db, bus, { logger });
                 registerOutboxMetrics(metrics.registry, relay);
                 return relay;
               },

@@ -5,7 +5,8 @@ import { DeviceRegistered } from '../catalogue/catalogue';
 import { createEvent, type DomainEvent } from '../catalogue/domain-event';
 import type { EventPublisher } from '../kafka/kafka-event-bus';
 import { Registry } from 'prom-client';
-import { OutboxRelay, outboxRecord } from './outbox';
+import { type OutboxDatabase, OutboxRelay, outboxRecord } from './outbox';
+import { pgOutboxDatabase, TransactionTimeoutError } from './pg-outbox-database';
 import { registerOutboxMetrics } from './outbox-metrics';
 
 /** Records what it is asked to publish; fails while `down` is true. */
@@ -20,18 +21,21 @@ class RecordingPublisherFake implements EventPublisher {
   }
 }
 
+// On a plain pg.Pool (pgOutboxDatabase), as in the services.
 describe('OutboxRelay', () => {
-  let db: ScratchDatabase;
+  let scratch: ScratchDatabase;
+  let db: OutboxDatabase;
   const tenantId = randomUUID();
 
   beforeAll(async () => {
-    db = await ScratchDatabase.create('latchkey_test_outbox_relay', 'registration');
+    scratch = await ScratchDatabase.create('latchkey_test_outbox_relay', 'registration');
+    db = pgOutboxDatabase(scratch.pool);
   });
   afterAll(async () => {
-    await db.drop();
+    await scratch.drop();
   });
   beforeEach(async () => {
-    await db.$executeRawUnsafe('TRUNCATE outbox_events RESTART IDENTITY');
+    await scratch.$executeRawUnsafe('TRUNCATE outbox_events RESTART IDENTITY');
   });
 
   async function write(n: number): Promise<string[]> {
@@ -132,5 +136,31 @@ describe('OutboxRelay', () => {
     expect(await value(age)).toBe(0);
     expect(await value('latchkey_outbox_unpublished_events')).toBe(0);
     expect(await registry.metrics()).toMatch(/^latchkey_outbox_oldest_unpublished_age_seconds 0$/m);
+  });
+
+  it('rolls a transaction back when its work fails or outlives its timeout, and the pool goes on', async () => {
+    await write(1);
+    const mark = (tx: Parameters<Parameters<OutboxDatabase['$transaction']>[0]>[0]) =>
+      tx.$executeRawUnsafe('UPDATE outbox_events SET published_at = now()');
+    await expect(
+      db.$transaction(async (tx) => {
+        await mark(tx);
+        throw new Error('publish failed (test)');
+      }),
+    ).rejects.toThrow('publish failed (test)');
+    await expect(
+      db.$transaction(
+        async (tx) => {
+          await mark(tx);
+          await new Promise((r) => setTimeout(r, 1_000));
+        },
+        { timeout: 200 },
+      ),
+    ).rejects.toThrow(TransactionTimeoutError);
+    const relay = new OutboxRelay(db, new RecordingPublisherFake());
+    expect(await relay.backlog()).toBe(1);
+    // The pool is still usable afterwards.
+    expect(await db.$transaction((tx) => mark(tx))).toBe(1);
+    expect(await relay.backlog()).toBe(0);
   });
 });

@@ -109,6 +109,15 @@ export function parseDatabaseUrl(url: string): PgUrlConfig {
  * `options` may be just the pool size: `pgAdapterFromUrl(url, 5)`.
  */
 export function pgAdapterFromUrl(url: string, options: PgAdapterOptions | number = {}): PrismaPg {
+  const { config, schema } = pgPoolConfigFromUrl(url, options);
+  return new PrismaPg(config, schema ? { schema } : undefined);
+}
+
+/** The `pg.Pool` settings `pgAdapterFromUrl` uses, and the schema of the URL. */
+export function pgPoolConfigFromUrl(
+  url: string,
+  options: PgAdapterOptions | number = {},
+): { config: PoolConfig; schema?: string } {
   const opts: PgAdapterOptions = typeof options === 'number' ? { max: options } : options;
   const { schema, ...pool } = parseDatabaseUrl(url);
   const config: PoolConfig = {
@@ -123,7 +132,7 @@ export function pgAdapterFromUrl(url: string, options: PgAdapterOptions | number
   if (opts.queryTimeoutMillis !== undefined) config.query_timeout = opts.queryTimeoutMillis;
   if (opts.applicationName !== undefined) config.application_name = opts.applicationName;
   if (opts.allowExitOnIdle) config.allowExitOnIdle = true;
-  return new PrismaPg(config, schema ? { schema } : undefined);
+  return schema ? { config, schema } : { config };
 }
 
 /** `LATCHKEY_DB_PREFIX` (default `latchkey_`) + service, e.g. `latchkey_registration`. */

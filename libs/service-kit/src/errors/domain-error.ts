@@ -81,6 +81,7 @@ const UNAVAILABLE_CODES = new Set([
   'P2028', // Prisma: transaction API error (could not start a transaction in time)
   '53300', // PostgreSQL: too many connections
   '57P01', // PostgreSQL: admin shutdown
+  '57P02', // PostgreSQL: crash shutdown
   '57P03', // PostgreSQL: cannot connect now
 ]);
 
@@ -88,6 +89,8 @@ function looksUnavailable(err: unknown, depth = 0): boolean {
   if (!err || typeof err !== 'object' || depth > 4) return false;
   const e = err as { code?: unknown; name?: unknown; message?: unknown; cause?: unknown };
   if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+  // PostgreSQL class 08: connection exceptions.
+  if (typeof e.code === 'string' && /^08[0-9A-Z]{3}$/.test(e.code)) return true;
   if (e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSNumberOfRetriesExceeded')
     return true;
   if (
