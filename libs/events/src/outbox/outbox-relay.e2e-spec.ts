@@ -14,7 +14,9 @@ class RecordingPublisherFake implements EventPublisher {
   published: DomainEvent[] = [];
   down = false;
   delayMs = 0;
+  calls = 0;
   async publish(events: readonly DomainEvent[]): Promise<void> {
+    this.calls++;
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.down) throw new Error('broker unavailable (fake)');
     this.published.push(...events);
@@ -162,5 +164,40 @@ describe('OutboxRelay', () => {
     // The pool is still usable afterwards.
     expect(await db.$transaction((tx) => mark(tx))).toBe(1);
     expect(await relay.backlog()).toBe(0);
+  });
+
+  it('sends the events of notifications close together in one batch (linger)', async () => {
+    const fake = new RecordingPublisherFake();
+    const relay = new OutboxRelay(db, fake, { idleMs: 60_000, lingerMs: 400 });
+    relay.start();
+    await new Promise((r) => setTimeout(r, 100)); // its first drain found nothing
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      ids.push(...(await write(1)));
+      relay.notify();
+    }
+    const deadline = Date.now() + 10_000;
+    while (fake.published.length < 4 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    await relay.stop();
+    expect(fake.published.map((e) => e.id)).toEqual(ids);
+    expect(fake.calls).toBe(1);
+  });
+
+  it('keeps its back-off while the broker is down, however many events are notified', async () => {
+    await write(1);
+    const fake = new RecordingPublisherFake();
+    fake.down = true;
+    const relay = new OutboxRelay(db, fake, { idleMs: 60_000, maxBackoffMs: 400 });
+    relay.start();
+    const until = Date.now() + 1_000;
+    while (Date.now() < until) {
+      relay.notify();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await relay.stop();
+    // Back-off 400 ms (200 ms, then capped at 400 ms): a handful of tries in 1 s, not one per notify.
+    expect(fake.calls).toBeGreaterThanOrEqual(2);
+    expect(fake.calls).toBeLessThanOrEqual(5);
   });
 });

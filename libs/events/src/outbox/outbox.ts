@@ -62,6 +62,12 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** Poll interval when idle; `notify()` wakes the relay sooner. */
   idleMs?: number;
+  /**
+   * After a `notify()`, wait this long before draining (default 20 ms), so that
+   * events committed meanwhile go out in the same batch: under load, one
+   * transaction and one Kafka request carry many events instead of one each.
+   */
+  lingerMs?: number;
   maxBackoffMs?: number;
   logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
 }
@@ -73,6 +79,9 @@ export class OutboxRelay {
   private failures = 0;
   private readonly batchSize: number;
   private readonly idleMs: number;
+  private readonly lingerMs: number;
+  /** A notify() came since the last drain began (the drain may have missed its event). */
+  private notified = false;
   private readonly maxBackoffMs: number;
 
   constructor(
@@ -82,6 +91,7 @@ export class OutboxRelay {
   ) {
     this.batchSize = options.batchSize ?? 100;
     this.idleMs = options.idleMs ?? 500;
+    this.lingerMs = options.lingerMs ?? 20;
     this.maxBackoffMs = options.maxBackoffMs ?? 5000;
   }
 
@@ -155,6 +165,7 @@ export class OutboxRelay {
 
   /** Wakes the relay now, e.g. right after a commit that wrote an event. */
   notify(): void {
+    this.notified = true;
     this.wake?.();
   }
 
@@ -164,14 +175,16 @@ export class OutboxRelay {
     await this.loop;
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** Sleeps `ms`; true when `notify()` (or `stop()`) cut it short. */
+  private sleep(ms: number): Promise<boolean> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      const timer = setTimeout(() => done(false), ms);
+      const done = (woken: boolean) => {
         clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
+        this.wake = undefined;
+        resolve(woken);
+      };
+      this.wake = () => done(true);
     });
   }
 
@@ -193,16 +206,22 @@ export class OutboxRelay {
   private async run(): Promise<void> {
     while (this.running) {
       try {
+        this.notified = false;
         const sent = await this.drainOnce();
         if (this.failures)
           this.options.logger?.info({ failures: this.failures }, 'outbox relay recovered');
         this.failures = 0;
         if (sent === this.batchSize) continue;
-        await this.sleep(this.idleMs);
+        const woken = this.notified || (await this.sleep(this.idleMs));
+        if (woken && this.running && this.lingerMs > 0)
+          await new Promise((resolve) => setTimeout(resolve, this.lingerMs));
       } catch (err) {
         this.failures++;
         await this.recordFailure(err);
-        await this.sleep(Math.min(200 * 2 ** Math.min(this.failures, 10), this.maxBackoffMs));
+        // The whole back-off: notify() (a new event) does not cut it short, stop() does.
+        const until =
+          Date.now() + Math.min(200 * 2 ** Math.min(this.failures, 10), this.maxBackoffMs);
+        while (this.running && Date.now() < until) await this.sleep(until - Date.now());
       }
     }
   }
