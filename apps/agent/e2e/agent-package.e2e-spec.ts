@@ -29,7 +29,11 @@ describe('the latchkey-agent package', () => {
     ) as { name: string; filename: string; bundled: string[]; files: { path: string }[] }[];
     const [pkg] = report;
     expect(pkg!.name).toBe('latchkey-agent');
-    expect(pkg!.bundled.sort()).toEqual(['@latchkey/audit-chain', '@latchkey/contracts']);
+    expect(pkg!.bundled.sort()).toEqual([
+      '@latchkey/audit-chain',
+      '@latchkey/contracts',
+      '@latchkey/tpm',
+    ]);
     const paths = pkg!.files.map((f) => f.path);
     expect(paths).toEqual(
       expect.arrayContaining([
@@ -38,6 +42,7 @@ describe('the latchkey-agent package', () => {
         'proto/latchkey/auth/v1/auth.proto',
         'node_modules/@latchkey/contracts/grpc-packages.js',
         'node_modules/@latchkey/audit-chain/chain-verification.js',
+        'node_modules/@latchkey/tpm/tpm2-tools.js',
       ]),
     );
     expect(paths.filter((p) => /\.spec\.|\.map$|\.ts$/.test(p))).toEqual([]);

@@ -14,6 +14,7 @@ export const USAGE = `usage: latchkey-agent <command> [options]
 
 commands:
   register   --tenant <id> [--join-token <token>] [--name <display name>] [--join-type joined|registered]
+             [--tpm [--tcti <tcti>] --aik-cert <pem file> [--aik-handle <0x81…>]]   keys in the TPM, attested
              [--server <host>] [--port-offset <n>] [--plaintext | --tls-ca <file>]
   provision  [--user <username>] [--friendly-name <text>]    password, TOTP code, then a new PIN
              [--tpm [--tcti <tcti>]]   the user key inside the TPM, the PIN its authorization value
@@ -46,6 +47,8 @@ const OPTIONS = {
   name: { type: 'string' },
   tpm: { type: 'boolean' },
   tcti: { type: 'string' },
+  'aik-cert': { type: 'string' },
+  'aik-handle': { type: 'string' },
   user: { type: 'string' },
   'friendly-name': { type: 'string' },
   'pin-min-length': { type: 'string' },

@@ -1,7 +1,7 @@
 /** register, status and unregister: the device's identity with registration. */
 import { hostname, release } from 'node:os';
 import type { AgentContext, DeviceState, SessionState } from '../cli/agent-context';
-import { deviceCsr, newSoftwareDeviceKeys, publicPem } from '../device/device-keys';
+import { newDeviceKeys } from '../device/device-keys';
 import { KeystoreError } from '../keystore/software-keystore';
 import { deviceAssertion } from '../protocol/device-protocol';
 import { endpointsFrom, UsageError } from '../server/endpoints';
@@ -10,8 +10,6 @@ import { ServiceCallError } from '../server/service-clients';
 export async function register(ctx: AgentContext): Promise<void> {
   const tenantId = ctx.flags.tenant as string | undefined;
   if (!tenantId) throw new UsageError('register needs --tenant <tenant id>');
-  if (ctx.flags.tpm)
-    throw new UsageError('TPM mode (--tpm) is not available yet: use the software keystore');
   if (ctx.keystore.has('device'))
     throw new KeystoreError(
       'KEY_EXISTS',
@@ -24,30 +22,28 @@ export async function register(ctx: AgentContext): Promise<void> {
     throw new UsageError('--join-type is joined or registered');
   const displayName = (ctx.flags.name as string | undefined) ?? hostname();
   const endpoints = endpointsFrom(ctx.flags);
-  const keys = newSoftwareDeviceKeys();
+  const keys = await newDeviceKeys(ctx.flags, displayName);
   const res = await ctx
     .clients(endpoints)
     .of('registration')
     .call('RegisterDevice', {
       tenantId,
       joinToken: joinToken.trim(),
-      csrPem: await deviceCsr(keys.deviceKey, displayName),
-      transportPublicKey: publicPem(keys.transportKey),
+      ...keys.request,
       displayName,
       osType: 'linux',
       osVersion: release(),
       joinType: `JOIN_TYPE_${joinType}`,
-      softwareKeyStorage: true,
     });
   const device = res.device as { deviceId: string; attestationLevel: string };
   ctx.keystore.ensureFolder();
-  ctx.keystore.saveDeviceKeys(keys.deviceKey, keys.transportKey);
+  keys.save(ctx.keystore);
   const state: DeviceState = {
     version: 1,
     tenantId,
     deviceId: device.deviceId,
     displayName,
-    storage: 'software',
+    storage: keys.storage,
     endpoints,
     certificatePem: res.certificatePem as string,
     certificateChainPem: (res.certificateChainPem as string[]) ?? [],
@@ -63,7 +59,7 @@ export async function register(ctx: AgentContext): Promise<void> {
       keystore: ctx.keystore.dir,
     },
     `registered device ${device.deviceId} (${displayName}) in tenant ${tenantId}\n` +
-      `  keys in the software keystore ${ctx.keystore.dir}; attestation ${device.attestationLevel}`,
+      `  keys in ${keys.storage === 'tpm' ? 'the TPM, their wrapped blobs in' : 'the software keystore'} ${ctx.keystore.dir}; attestation ${device.attestationLevel}`,
   );
 }
 

@@ -3,7 +3,7 @@ import { generateKeyPairSync, type KeyObject, createPublicKey, randomBytes } fro
 import { decodeJwt } from 'jose';
 import type { AgentContext, DeviceState, SessionState } from '../cli/agent-context';
 import { isoTime } from '../cli/timestamps';
-import { spkiThumbprint } from '../device/device-keys';
+import { spkiThumbprint, tctiFrom } from '../device/device-keys';
 import { DEFAULT_PIN_POLICY, pinProblem } from '../keystore/pin-policy';
 import { KeystoreError } from '../keystore/software-keystore';
 import {
@@ -16,6 +16,7 @@ import {
   prtProof,
   softwareSigner,
 } from '../protocol/device-protocol';
+import { aikOf } from '../tpm/tpm-device-keys';
 import { TpmUserKeys, tpmUserKeySigner } from '../tpm/tpm-user-key';
 import { UsageError } from '../server/endpoints';
 import { primarySignIn } from './primary-sign-in';
@@ -39,13 +40,6 @@ async function newPin(ctx: AgentContext): Promise<string> {
   throw new UsageError('no acceptable PIN given');
 }
 
-/** The TCTI of the TPM for --tpm: --tcti, else $TPM2TOOLS_TCTI, else the kernel's resource manager. */
-function tctiOf(ctx: AgentContext): string {
-  return (
-    (ctx.flags.tcti as string | undefined) ?? process.env.TPM2TOOLS_TCTI ?? 'device:/dev/tpmrm0'
-  );
-}
-
 /** Begin → Complete provisioning of a new user key (software, or in the TPM with --tpm) under `pin`. */
 async function provisionKey(
   ctx: AgentContext,
@@ -65,11 +59,14 @@ async function provisionKey(
   );
   const policy = begun.policy as { requireTpm: boolean; allowedAlgorithms: string[] };
   const inTpm = tcti !== undefined;
+  // The AIK of a TPM-mode device attests a user key made in the same TPM.
+  const tpmDevice = ctx.keystore.tpmDeviceKeys();
+  const aik = inTpm && tpmDevice?.tcti === tcti ? aikOf(tpmDevice) : undefined;
   if (policy.requireTpm && !inTpm)
     throw new UsageError('the tenant requires TPM-backed keys: provision with --tpm');
-  if (policy.requireTpm)
+  if (policy.requireTpm && !aik)
     throw new UsageError(
-      'the tenant requires TPM key attestations, which the agent does not make yet',
+      'the tenant requires TPM key attestations: register the device in TPM mode (register --tpm --aik-cert …)',
     );
   const allowed = policy.allowedAlgorithms ?? [];
   const algorithm: 'ES256' | 'RS256' =
@@ -80,8 +77,11 @@ async function provisionKey(
   let signer: JwsSigner;
   let privateKey: KeyObject | undefined;
   let tpm: { tcti: string; public: string; private: string } | undefined;
+  let keyAttestation: object | undefined;
+  const challenge = begun.challenge as string;
   if (tcti !== undefined) {
-    const created = new TpmUserKeys(tcti).create(pin);
+    const created = new TpmUserKeys(tcti).create(pin, aik && { aik, challenge });
+    keyAttestation = created.attestation;
     publicKey = created.publicKey;
     tpm = {
       tcti,
@@ -102,7 +102,6 @@ async function provisionKey(
     signer = softwareSigner(privateKey, algorithm);
   }
   const publicKeyJwk = publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
-  const challenge = begun.challenge as string;
   const done = await provisioning.call(
     'CompleteProvisioning',
     {
@@ -111,6 +110,7 @@ async function provisionKey(
       publicKeyJwk: JSON.stringify(publicKeyJwk),
       algorithm,
       proofOfPossession: await proofOfPossession(challenge, signer),
+      ...(keyAttestation ? { keyAttestation } : {}),
       friendlyName:
         (ctx.flags['friendly-name'] as string | undefined) ??
         `${device.displayName} (latchkey-agent${inTpm ? ', TPM' : ''})`,
@@ -157,8 +157,12 @@ async function provisionOrReset(ctx: AgentContext, reset: boolean): Promise<void
       `the key on this device belongs to ${existing.username}: sign in as that user`,
     );
   const pin = await newPin(ctx);
-  // A reset keeps the key where it was (the TPM) unless told otherwise.
-  const tcti = ctx.flags.tpm ? tctiOf(ctx) : reset && existing?.tpm ? existing.tpm.tcti : undefined;
+  // A reset keeps the key where it was (the TPM) unless told otherwise; a TPM device keeps its user keys in its TPM.
+  const tcti = ctx.flags.tpm
+    ? tctiFrom(ctx.flags)
+    : reset && existing?.tpm
+      ? existing.tpm.tcti
+      : ctx.keystore.tpmDeviceKeys()?.tcti;
   const key = await provisionKey(ctx, device, signedIn.accessToken, pin, tcti);
   if (reset) ctx.keystore.removeUserKey();
   ctx.keystore.storeUserKey(

@@ -28,6 +28,12 @@ import {
   type SealedKey,
   WrongPinError,
 } from './pin-sealed-key';
+import type { DeviceKey, SessionKeyDecrypter } from '../protocol/device-protocol';
+import {
+  type TpmDeviceRecord,
+  tpmDeviceSigner,
+  tpmTransportDecrypter,
+} from '../tpm/tpm-device-keys';
 
 export type KeystoreErrorCode =
   | 'NOT_REGISTERED'
@@ -91,6 +97,7 @@ const FILES = {
   device: 'device.json',
   deviceKey: 'device-key.pem',
   transportKey: 'transport-key.pem',
+  tpmDeviceKeys: 'tpm-device-keys.json',
   userKey: 'user-key.json',
   pinState: 'pin-state.json',
   session: 'session.json',
@@ -214,12 +221,25 @@ export class SoftwareKeystore {
     );
   }
 
-  deviceKey(): KeyObject {
-    return this.privateKey(FILES.deviceKey);
+  /** TPM mode: the TPM-wrapped blobs of the device and transport keys, the TCTI and the AIK. */
+  saveTpmDeviceKeys(record: TpmDeviceRecord): void {
+    this.writeJson(FILES.tpmDeviceKeys, record);
   }
 
-  transportKey(): KeyObject {
-    return this.privateKey(FILES.transportKey);
+  tpmDeviceKeys(): TpmDeviceRecord | undefined {
+    return this.readJson<TpmDeviceRecord>(FILES.tpmDeviceKeys);
+  }
+
+  /** The device key: a software key, or (TPM mode) a signer that signs inside the TPM. */
+  deviceKey(): DeviceKey {
+    const tpm = this.tpmDeviceKeys();
+    return tpm ? tpmDeviceSigner(tpm) : this.privateKey(FILES.deviceKey);
+  }
+
+  /** The transport key: a software key, or (TPM mode) a decrypter that unwraps inside the TPM. */
+  transportKey(): KeyObject | SessionKeyDecrypter {
+    const tpm = this.tpmDeviceKeys();
+    return tpm ? tpmTransportDecrypter(tpm) : this.privateKey(FILES.transportKey);
   }
 
   private privateKey(name: string): KeyObject {

@@ -2,7 +2,10 @@ import {
   createHmac,
   createPublicKey,
   generateKeyPairSync,
+  constants,
   hkdfSync,
+  type KeyObject,
+  privateDecrypt,
   randomBytes,
 } from 'node:crypto';
 import { CompactEncrypt, compactVerify, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
@@ -16,6 +19,7 @@ import {
   keySignInRequest,
   openSessionKey,
   proofOfPossession,
+  type SessionKeyDecrypter,
   prtProof,
   softwareSigner,
 } from './device-protocol';
@@ -82,6 +86,82 @@ describe('device protocol messages', () => {
       .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM' })
       .encrypt(transport.publicKey);
     expect(await openSessionKey(jwe, transport.privateKey)).toEqual(sessionKey);
+  });
+
+  /** A decrypter as the TPM's transport key is one: only the content-encryption key is unwrapped by it. */
+  const rsaOaep256 = (key: KeyObject, seen: Buffer[] = []): SessionKeyDecrypter => ({
+    alg: 'RSA-OAEP-256',
+    decryptKey: async (encryptedKey) => {
+      seen.push(encryptedKey);
+      return privateDecrypt(
+        { key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+        encryptedKey,
+      );
+    },
+  });
+
+  it('opens a session key JWE with a transport key that only unwraps the content-encryption key (TPM mode)', async () => {
+    const transport = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const sessionKey = randomBytes(32);
+    const jwe = await new CompactEncrypt(sessionKey)
+      .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM' })
+      .encrypt(transport.publicKey);
+    const seen: Buffer[] = [];
+    expect(await openSessionKey(jwe, rsaOaep256(transport.privateKey, seen))).toEqual(sessionKey);
+    expect(seen).toEqual([Buffer.from(jwe.split('.')[1]!, 'base64url')]);
+  });
+
+  it('refuses, in TPM mode, a JWE of another algorithm, a tampered one and a wrong transport key', async () => {
+    const transport = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwe = await new CompactEncrypt(randomBytes(32))
+      .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM' })
+      .encrypt(transport.publicKey);
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const ecdh = await new CompactEncrypt(randomBytes(32))
+      .setProtectedHeader({ alg: 'ECDH-ES', enc: 'A256GCM' })
+      .encrypt(ec.publicKey);
+    await expect(openSessionKey(ecdh, rsaOaep256(transport.privateKey))).rejects.toThrow(
+      /uses ECDH-ES\/A256GCM; the transport key takes RSA-OAEP-256\/A256GCM/,
+    );
+    const parts = jwe.split('.');
+    const tag = Buffer.from(parts[4]!, 'base64url');
+    tag[0] ^= 1;
+    parts[4] = tag.toString('base64url');
+    await expect(
+      openSessionKey(parts.join('.'), rsaOaep256(transport.privateKey)),
+    ).rejects.toThrow();
+    const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    await expect(openSessionKey(jwe, rsaOaep256(stranger))).rejects.toThrow();
+    await expect(openSessionKey('a.b.c', rsaOaep256(transport.privateKey))).rejects.toThrow(
+      /not a compact JWE/,
+    );
+  });
+
+  it('signs device assertions and sign-in requests with a device key that is only a signer (TPM mode)', async () => {
+    const calls: Buffer[] = [];
+    const soft = softwareSigner(deviceKey, 'ES256');
+    const tpmLike = {
+      alg: 'ES256' as const,
+      sign: (input: Buffer) => (calls.push(input), soft.sign(input)),
+    };
+    const a = await deviceAssertion(device, tpmLike);
+    const verified = await jwtVerify(a, createPublicKey(deviceKey), {
+      audience: 'latchkey-provisioning',
+    });
+    expect(verified.protectedHeader).toEqual({ alg: 'ES256', kid: device.deviceId });
+    expect(verified.payload).toMatchObject({ tid: device.tenantId, sub: device.deviceId });
+    expect(typeof verified.payload.jti).toBe('string');
+    const signIn = await keySignInRequest(
+      device,
+      tpmLike,
+      credential,
+      softwareSigner(userKey, 'ES256'),
+      issuer,
+      'n-2',
+    );
+    const outer = await jwtVerify(signIn, createPublicKey(deviceKey), { audience: issuer });
+    expect(outer.payload).toMatchObject({ nonce: 'n-2', sub: device.deviceId });
+    expect(calls).toHaveLength(2);
   });
 
   it('refuses a session key that is not 32 bytes', async () => {

@@ -4,7 +4,7 @@
  * assertion, the PRT proof keyed from the session key, and the session key's
  * JWE. Pure functions over keys the caller has unlocked.
  */
-import { hkdfSync, type KeyObject, randomBytes, randomUUID, sign } from 'node:crypto';
+import { createDecipheriv, hkdfSync, KeyObject, randomBytes, randomUUID, sign } from 'node:crypto';
 import { compactDecrypt, SignJWT } from 'jose';
 
 export const PROVISIONING_AUDIENCE = 'latchkey-provisioning';
@@ -17,18 +17,32 @@ export interface DeviceIdentity {
   deviceId: string;
 }
 
+/** The device key: a software key, or a signer whose key lives in a TPM. */
+export type DeviceKey = KeyObject | JwsSigner;
+
+/** A device-key JWT (ES256, kid = device id): the claims signed by the device key wherever it lives. */
+async function deviceJwt(
+  device: DeviceIdentity,
+  deviceKey: DeviceKey,
+  claims: Record<string, unknown>,
+): Promise<string> {
+  const signer = deviceKey instanceof KeyObject ? softwareSigner(deviceKey, 'ES256') : deviceKey;
+  return compactJws({ kid: device.deviceId }, JSON.stringify(claims), signer);
+}
+
 /** A device assertion (kid = device id, a fresh jti) for provisioning's BeginProvisioning and DeleteCredential. */
 export function deviceAssertion(
   device: DeviceIdentity,
-  deviceKey: KeyObject,
+  deviceKey: DeviceKey,
   audience = PROVISIONING_AUDIENCE,
 ): Promise<string> {
-  return new SignJWT({ tid: device.tenantId, jti: randomUUID() })
-    .setProtectedHeader({ alg: 'ES256', kid: device.deviceId })
-    .setSubject(device.deviceId)
-    .setAudience(audience)
-    .setIssuedAt()
-    .sign(deviceKey);
+  return deviceJwt(device, deviceKey, {
+    tid: device.tenantId,
+    jti: randomUUID(),
+    sub: device.deviceId,
+    aud: audience,
+    iat: Math.floor(Date.now() / 1000),
+  });
 }
 
 /** Signs JWS signing input with the user key, wherever it lives (software keystore or TPM). */
@@ -92,7 +106,7 @@ export function userAssertion(
 /** The key sign-in request: signed by the device key, carrying the user assertion and the same nonce. */
 export async function keySignInRequest(
   device: DeviceIdentity,
-  deviceKey: KeyObject,
+  deviceKey: DeviceKey,
   credential: UserCredential,
   userKey: JwsSigner,
   issuer: string,
@@ -100,12 +114,14 @@ export async function keySignInRequest(
 ): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const inner = await userAssertion(credential, userKey, issuer, nonce, now);
-  return new SignJWT({ tid: device.tenantId, nonce, user_assertion: inner })
-    .setProtectedHeader({ alg: 'ES256', kid: device.deviceId })
-    .setSubject(device.deviceId)
-    .setAudience(issuer)
-    .setIssuedAt(now)
-    .sign(deviceKey);
+  return deviceJwt(device, deviceKey, {
+    tid: device.tenantId,
+    nonce,
+    user_assertion: inner,
+    sub: device.deviceId,
+    aud: issuer,
+    iat: now,
+  });
 }
 
 /** The HMAC key of one PRT proof: HKDF-SHA256(session key, salt = ctx, info = latchkey/prt-proof/v1). */
@@ -129,12 +145,64 @@ export function prtProof(
     .sign(prtProofKey(sessionKey, ctx));
 }
 
-/** Decrypts the session key JWE with the transport key; it must be 32 bytes. */
-export async function openSessionKey(jwe: string, transportKey: KeyObject): Promise<Buffer> {
-  const { plaintext } = await compactDecrypt(jwe, transportKey, {
-    keyManagementAlgorithms: ['RSA-OAEP-256', 'ECDH-ES'],
-    contentEncryptionAlgorithms: ['A256GCM'],
-  });
+/** Unwraps a JWE's content-encryption key where the transport key lives (a TPM). */
+export interface SessionKeyDecrypter {
+  alg: 'RSA-OAEP-256';
+  /** The content-encryption key from the JWE's encrypted key. */
+  decryptKey(encryptedKey: Buffer): Promise<Buffer>;
+}
+
+/**
+ * A compact JWE (`decrypter.alg`, A256GCM) opened with a decrypter of its
+ * content-encryption key: the key management happens in the TPM, the content
+ * decryption (AES-256-GCM, the protected header as AAD) here.
+ */
+export async function openJwe(jwe: string, decrypter: SessionKeyDecrypter): Promise<Buffer> {
+  const parts = jwe.split('.');
+  if (parts.length !== 5) throw new Error('the session key JWE is not a compact JWE');
+  const [protectedB64, encryptedKey, iv, ciphertext, tag] = parts as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  let header: { alg?: unknown; enc?: unknown; zip?: unknown; crit?: unknown };
+  try {
+    header = JSON.parse(Buffer.from(protectedB64, 'base64url').toString('utf8')) as typeof header;
+  } catch {
+    throw new Error('the session key JWE has no readable protected header');
+  }
+  if (header.alg !== decrypter.alg || header.enc !== 'A256GCM' || header.zip || header.crit)
+    throw new Error(
+      `the session key JWE uses ${String(header.alg)}/${String(header.enc)}; the transport key takes ${decrypter.alg}/A256GCM`,
+    );
+  const cek = await decrypter.decryptKey(Buffer.from(encryptedKey, 'base64url'));
+  try {
+    if (cek.length !== 32) throw new Error('the content-encryption key is not 256 bits');
+    const decipher = createDecipheriv('aes-256-gcm', cek, Buffer.from(iv, 'base64url'));
+    decipher.setAAD(Buffer.from(protectedB64, 'ascii'));
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]);
+  } finally {
+    cek.fill(0);
+  }
+}
+
+/** Decrypts the session key JWE with the transport key (software, or in the TPM); it must be 32 bytes. */
+export async function openSessionKey(
+  jwe: string,
+  transportKey: KeyObject | SessionKeyDecrypter,
+): Promise<Buffer> {
+  const plaintext =
+    transportKey instanceof KeyObject
+      ? (
+          await compactDecrypt(jwe, transportKey, {
+            keyManagementAlgorithms: ['RSA-OAEP-256', 'ECDH-ES'],
+            contentEncryptionAlgorithms: ['A256GCM'],
+          })
+        ).plaintext
+      : await openJwe(jwe, transportKey);
   if (plaintext.length !== 32) throw new Error('the session key is not 32 bytes');
   return Buffer.from(plaintext);
 }

@@ -1,0 +1,3 @@
+export * from './tpm-wire';
+export * from './tpm2-tools';
+export * from './tpm-csr';
