@@ -9,18 +9,17 @@
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, grpcAddress, LOG_DIR, TMP_DIR } from '@latchkey/testing';
+import { grpcAddress, LOG_DIR, TMP_DIR } from '@latchkey/testing';
 import {
   agent,
   AgentTenant,
   bearer,
+  auditTrail,
   freshCode,
-  keySignInServed,
   portOffset,
   RecordingRelay,
+  verifyAuditTrail,
 } from './support';
-
-const withKeySignIn = keySignInServed ? it : it.skip;
 
 const PIN = 'Qv7-lantern-42';
 const NEW_PIN = 'Hx3-orchard-95';
@@ -122,53 +121,45 @@ describe('latchkey-agent against the real stack', () => {
     expect((JSON.parse(s.stdout) as { pin: { failures: number } }).pin.failures).toBe(1);
   }, 60_000);
 
-  withKeySignIn(
-    'logs in with the PIN: key sign-in, PRT and session key stored, token claims printed',
-    async () => {
-      const r = await run(['login', '--json'], [PIN]);
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-      const out = JSON.parse(r.stdout) as {
-        sessionId: string;
-        accessToken: Record<string, unknown>;
-      };
-      expect(out.accessToken).toMatchObject({
-        sub: t.alice.userId,
-        tid: t.tenantId,
-        did: deviceId,
-        cid: credentialId,
-      });
-      expect(out.accessToken.amr).toEqual(expect.arrayContaining(['swk']));
-      expect(r.stdout).not.toMatch(/eyJ/); // claims, never the tokens themselves
-      const session = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
-        sessionKey: string;
-      };
-      expect(Buffer.from(session.sessionKey, 'base64url')).toHaveLength(32);
-      const s = JSON.parse((await run(['status', '--json'])).stdout) as {
-        pin: { failures: number };
-      };
-      expect(s.pin.failures).toBe(0);
-    },
-    60_000,
-  );
+  it('logs in with the PIN: key sign-in, PRT and session key stored, token claims printed', async () => {
+    const r = await run(['login', '--json'], [PIN]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      sessionId: string;
+      accessToken: Record<string, unknown>;
+    };
+    expect(out.accessToken).toMatchObject({
+      sub: t.alice.userId,
+      tid: t.tenantId,
+      did: deviceId,
+      cid: credentialId,
+    });
+    expect(out.accessToken.amr).toEqual(expect.arrayContaining(['swk']));
+    expect(r.stdout).not.toMatch(/eyJ/); // claims, never the tokens themselves
+    const session = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
+      sessionKey: string;
+    };
+    expect(Buffer.from(session.sessionKey, 'base64url')).toHaveLength(32);
+    const s = JSON.parse((await run(['status', '--json'])).stdout) as {
+      pin: { failures: number };
+    };
+    expect(s.pin.failures).toBe(0);
+  }, 60_000);
 
-  withKeySignIn(
-    'refreshes with the PRT and stores the rotated one',
-    async () => {
-      const before = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
-        refreshToken: string;
-      };
-      const r = await run(['refresh', '--json']);
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-      const after = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
-        refreshToken: string;
-      };
-      expect(after.refreshToken).not.toBe(before.refreshToken);
-      expect((await run(['refresh'])).code).toBe(0);
-    },
-    60_000,
-  );
+  it('refreshes with the PRT and stores the rotated one', async () => {
+    const before = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
+      refreshToken: string;
+    };
+    const r = await run(['refresh', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const after = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
+      refreshToken: string;
+    };
+    expect(after.refreshToken).not.toBe(before.refreshToken);
+    expect((await run(['refresh'])).code).toBe(0);
+  }, 60_000);
 
   it('reports status: device, key, PIN and server reachability', async () => {
     const r = await run(['status', '--json']);
@@ -184,19 +175,15 @@ describe('latchkey-agent against the real stack', () => {
     expect(s.server.auth!.reachable).toBe(true);
   }, 60_000);
 
-  withKeySignIn(
-    'refuses the login once an admin revoked the key, with a clear message',
-    async () => {
-      await t.provisioning.revokeCredential!(
-        { tenantId: t.tenantId, credentialId, reason: 'agent e2e: lost laptop' },
-        bearer(await t.adminToken()),
-      );
-      const r = await run(['login'], [PIN]);
-      expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/sign-in refused: the key may be revoked/);
-    },
-    60_000,
-  );
+  it('refuses the login once an admin revoked the key, with a clear message', async () => {
+    await t.provisioning.revokeCredential!(
+      { tenantId: t.tenantId, credentialId, reason: 'agent e2e: lost laptop' },
+      bearer(await t.adminToken()),
+    );
+    const r = await run(['login'], [PIN]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/sign-in refused: the key may be revoked/);
+  }, 60_000);
 
   it('resets the PIN destructively: a new key after password + TOTP, the old one revoked', async () => {
     const r = await run(
@@ -222,17 +209,13 @@ describe('latchkey-agent against the real stack', () => {
     expect((await run(['login'], [PIN])).code).toBe(4);
   }, 120_000);
 
-  withKeySignIn(
-    'logs in with the new PIN after the reset',
-    async () => {
-      const r = await run(['login', '--json'], [NEW_PIN]);
-      expect(r.code).toBe(0);
-      expect((JSON.parse(r.stdout) as { accessToken: { cid: string } }).accessToken.cid).toBe(
-        credentialId,
-      );
-    },
-    60_000,
-  );
+  it('logs in with the new PIN after the reset', async () => {
+    const r = await run(['login', '--json'], [NEW_PIN]);
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as { accessToken: { cid: string } }).accessToken.cid).toBe(
+      credentialId,
+    );
+  }, 60_000);
 
   it("never lets a PIN leave the device: not in the keystore, the services' logs or the gRPC traffic", async () => {
     const traffic = Buffer.concat(Object.values(relays).map((r) => r.bytes()));
@@ -261,26 +244,7 @@ describe('latchkey-agent against the real stack', () => {
   }, 60_000);
 
   it("tails and verifies the tenant's audit trail, in order", async () => {
-    const common = ['--tenant', t.tenantId, '--plaintext', '--port-offset', String(portOffset())];
-    const tail = async () => {
-      const r = await agent(home, ['audit', 'tail', '--json', ...common], [], {
-        LATCHKEY_ACCESS_TOKEN: await t.adminToken(),
-      });
-      expect(r.code).toBe(0);
-      return r.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as { seq: number; record: { metadata: { event_code: string } } });
-    };
-    const trail = await eventually(
-      async () => {
-        const t = await tail();
-        return t.some((x) => x.record.metadata.event_code === 'dev.latchkey.credential.deleted.v1')
-          ? t
-          : undefined;
-      },
-      { what: 'the credential deletion in the audit trail', timeoutMs: 120_000, intervalMs: 1000 },
-    );
+    const trail = await auditTrail(t, home, 'dev.latchkey.credential.deleted.v1');
     expect(trail.map((x) => x.seq)).toEqual(trail.map((_x, i) => i + 1));
     const order = trail.map((x) => x.record.metadata.event_code);
     const at = (t: string) => order.indexOf(t);
@@ -299,11 +263,7 @@ describe('latchkey-agent against the real stack', () => {
     );
 
     // An admin signs in with password + TOTP for the verification.
-    const v = await agent(
-      home,
-      ['audit', 'verify', '--user', 'admin', ...common],
-      [t.admin.password, await freshCode(t.admin.totpSecret)],
-    );
+    const v = await verifyAuditTrail(t, home);
     expect(v.stderr).toBe('');
     expect(v.code).toBe(0);
     expect(v.stdout).toMatch(new RegExp(`^ok      ${t.tenantId}  seq 1\\.\\.\\d+`, 'm'));

@@ -6,7 +6,6 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { authenticator } from 'otplib';
 import {
@@ -257,13 +256,64 @@ export class AgentTenant {
   }
 }
 
-/** Key sign-in (SignInWithKey, RefreshWithPrt) is auth's work in progress: steps that need it run once auth serves it. */
-export const keySignInServed = (() => {
-  const dir = join(REPO_ROOT, 'apps/auth/src');
-  const files = readdirSync(dir, { recursive: true }) as string[];
-  return files.some(
-    (f) =>
-      f.endsWith('.ts') &&
-      /GrpcMethod\([^)]*'SignInWithKey'/.test(readFileSync(join(dir, f), 'utf8')),
+export interface TrailItem {
+  seq: number;
+  record: { metadata: { event_code: string }; [k: string]: unknown };
+}
+
+/** The tenant's audit trail through `latchkey-agent audit tail --json` (an admin's token), once it holds `until`. */
+export async function auditTrail(
+  t: AgentTenant,
+  home: string,
+  until: string,
+): Promise<TrailItem[]> {
+  const tail = async () => {
+    const r = await agent(
+      home,
+      [
+        'audit',
+        'tail',
+        '--json',
+        '--tenant',
+        t.tenantId,
+        '--plaintext',
+        '--port-offset',
+        String(portOffset()),
+      ],
+      [],
+      { LATCHKEY_ACCESS_TOKEN: await t.adminToken() },
+    );
+    if (r.code !== 0) throw new Error(`audit tail failed: ${r.stderr}`);
+    return r.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as TrailItem);
+  };
+  return eventually(
+    async () => {
+      const trail = await tail();
+      return trail.some((x) => x.record.metadata.event_code === until) ? trail : undefined;
+    },
+    { what: `${until} in the audit trail`, timeoutMs: 120_000, intervalMs: 1000 },
   );
-})();
+}
+
+/** `latchkey-agent audit verify` signed in as the tenant's admin (password + TOTP). */
+export async function verifyAuditTrail(t: AgentTenant, home: string): Promise<AgentRun> {
+  return agent(
+    home,
+    [
+      'audit',
+      'verify',
+      '--user',
+      'admin',
+      '--tenant',
+      t.tenantId,
+      '--plaintext',
+      '--port-offset',
+      String(portOffset()),
+    ],
+    [t.admin.password, await freshCode(t.admin.totpSecret)],
+  );
+}

@@ -81,6 +81,13 @@ const isHandle = (ref: KeyRef) => /^0x81[0-9a-f]{6}$/i.test(ref);
 
 const FIRST_SCRATCH_HANDLE = 0x81018000;
 
+/** TPM_RC_RETRY, TPM_RC_YIELDED, TPM_RC_NV_RATE, TPM_RC_TESTING: the command may be sent again. */
+const RETRY_CODES = new Set([0x922, 0x908, 0x920, 0x90a]);
+
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 export class Tpm2Tools {
   /**
    * @param tcti the TPM2TOOLS_TCTI of the TPM
@@ -147,9 +154,24 @@ export class Tpm2Tools {
     return readFileSync(join(this.dir, name));
   }
 
-  /** The owner hierarchy's ECC primary key as "primary". */
+  /**
+   * The owner hierarchy's ECC primary key as "primary" (tpm2-tools' default
+   * template plus `noda`: loading the device's keys under it must work while
+   * the dictionary-attack protection is in lockout).
+   */
   createPrimary(): void {
-    this.run('tpm2_createprimary', ['-C', 'o', '-g', 'sha256', '-G', 'ecc', '-c', 'primary.ctx']);
+    this.run('tpm2_createprimary', [
+      '-C',
+      'o',
+      '-g',
+      'sha256',
+      '-G',
+      'ecc',
+      '-a',
+      `${OBJECT}|noda|restricted|decrypt`,
+      '-c',
+      'primary.ctx',
+    ]);
   }
 
   /** Creates a key of `kind` under the primary (authorization value `auth`, if any) and loads it as `name`. */
@@ -271,12 +293,20 @@ export class Tpm2Tools {
         qualifying,
         Buffer.from(objectAuth ?? '', 'utf8'),
       );
-      this.run('tpm2_send', ['-o', 'certify.rsp'], command);
-      try {
-        return parseCertifyResponse(this.file('certify.rsp'));
-      } catch (err) {
-        if (err instanceof TpmResponseError) throwFor(err.rc);
-        throw err;
+      for (let attempt = 1; ; attempt++) {
+        this.run('tpm2_send', ['-o', 'certify.rsp'], command);
+        try {
+          return parseCertifyResponse(this.file('certify.rsp'));
+        } catch (err) {
+          if (!(err instanceof TpmResponseError)) throw err;
+          // tpm2_send, unlike the other tools, leaves retries to its caller.
+          if (RETRY_CODES.has(err.rc) && attempt < 10) {
+            sleep(attempt * 50);
+            continue;
+          }
+          throwFor(err.rc);
+          throw err;
+        }
       }
     } finally {
       for (const h of scratch) this.evict(h);
