@@ -15,9 +15,11 @@ import {
   AgentTenant,
   bearer,
   auditTrail,
+  expectRefreshRotatesPrt,
   freshCode,
   portOffset,
   RecordingRelay,
+  storedSession,
   verifyAuditTrail,
 } from './support';
 
@@ -137,10 +139,7 @@ describe('latchkey-agent against the real stack', () => {
     });
     expect(out.accessToken.amr).toEqual(expect.arrayContaining(['swk']));
     expect(r.stdout).not.toMatch(/eyJ/); // claims, never the tokens themselves
-    const session = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
-      sessionKey: string;
-    };
-    expect(Buffer.from(session.sessionKey, 'base64url')).toHaveLength(32);
+    expect(Buffer.from(storedSession(home).sessionKey, 'base64url')).toHaveLength(32);
     const s = JSON.parse((await run(['status', '--json'])).stdout) as {
       pin: { failures: number };
     };
@@ -148,16 +147,7 @@ describe('latchkey-agent against the real stack', () => {
   }, 60_000);
 
   it('refreshes with the PRT and stores the rotated one', async () => {
-    const before = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
-      refreshToken: string;
-    };
-    const r = await run(['refresh', '--json']);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    const after = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
-      refreshToken: string;
-    };
-    expect(after.refreshToken).not.toBe(before.refreshToken);
+    await expectRefreshRotatesPrt(home);
     expect((await run(['refresh'])).code).toBe(0);
   }, 60_000);
 

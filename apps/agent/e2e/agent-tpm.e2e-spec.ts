@@ -23,8 +23,10 @@ import {
   AgentTenant,
   auditTrail,
   bearer,
+  expectRefreshRotatesPrt,
   freshCode,
   portOffset,
+  storedSession,
   verifyAuditTrail,
 } from './support';
 
@@ -224,23 +226,11 @@ describe('latchkey-agent in TPM mode: the whole journey against the real stack',
       did: deviceId,
       cid: credentialId,
     });
-    const session = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
-      sessionKey: string;
-    };
-    expect(Buffer.from(session.sessionKey, 'base64url')).toHaveLength(32);
+    expect(Buffer.from(storedSession(home).sessionKey, 'base64url')).toHaveLength(32);
   }, 60_000);
 
   it('refreshes with the PRT (proof keyed from the session key the TPM unwrapped)', async () => {
-    const before = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
-      refreshToken: string;
-    };
-    const r = await run(['refresh', '--json']);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    const after = JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
-      refreshToken: string;
-    };
-    expect(after.refreshToken).not.toBe(before.refreshToken);
+    await expectRefreshRotatesPrt(home);
   }, 60_000);
 
   it('refuses the login once an admin revoked the key', async () => {

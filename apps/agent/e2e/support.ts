@@ -6,6 +6,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { authenticator } from 'otplib';
 import {
@@ -316,4 +317,21 @@ export async function verifyAuditTrail(t: AgentTenant, home: string): Promise<Ag
     ],
     [t.admin.password, await freshCode(t.admin.totpSecret)],
   );
+}
+
+/** The key session the agent keeps (session.json). */
+export function storedSession(home: string): { refreshToken: string; sessionKey: string } {
+  return JSON.parse(readFileSync(join(home, 'session.json'), 'utf8')) as {
+    refreshToken: string;
+    sessionKey: string;
+  };
+}
+
+/** `latchkey-agent refresh` succeeds and stores the rotated PRT. */
+export async function expectRefreshRotatesPrt(home: string): Promise<void> {
+  const before = storedSession(home).refreshToken;
+  const r = await agent(home, ['refresh', '--json']);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(storedSession(home).refreshToken).not.toBe(before);
 }

@@ -28,8 +28,10 @@ import {
   reasonOf,
   SoftwareTpm,
   startExtraService,
+  tpmRootAndAikCertificate,
   type UnaryClient,
 } from '@latchkey/testing';
+import { ecdsaDerToJose } from '@latchkey/tpm';
 import { CredentialEventLog } from './support/credential-events';
 
 import { TestTokenIssuer } from './support/token-issuer';
@@ -382,30 +384,10 @@ describe('a TPM-resident user key (swtpm + tpm2-tools)', () => {
     tpm.createKeys();
     tenantId = await newTenant();
     device = await enrolDevice(tenantId);
-    const rootKeys = (await webcrypto.subtle.generateKey(EC, true, [
-      'sign',
-      'verify',
-    ])) as unknown as Keys;
-    const root = await x509.X509CertificateGenerator.createSelfSigned({
-      name: 'CN=Test TPM Vendor Root',
-      keys: rootKeys,
-      signingAlgorithm: EC,
-      extensions: [new x509.BasicConstraintsExtension(true, 1, true)],
-    });
-    rootSubject = root.subject;
-    const aik = await x509.X509CertificateGenerator.create({
-      subject: 'CN=AIK',
-      issuer: root.subject,
-      publicKey: new x509.PublicKey(tpm.spki('ak')),
-      signingKey: rootKeys.privateKey,
-      signingAlgorithm: EC,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.ExtendedKeyUsageExtension(['2.23.133.8.3']),
-      ],
-    });
-    aikDer = Buffer.from(aik.rawData);
-    await adminSets(tenantId, { requireTpm: true, tpmRootCertificatesPem: [root.toString('pem')] });
+    const certified = await tpmRootAndAikCertificate(tpm.spki('ak'));
+    rootSubject = certified.rootSubject;
+    aikDer = certified.aikDer;
+    await adminSets(tenantId, { requireTpm: true, tpmRootCertificatesPem: [certified.rootPem] });
     const publicKey = createPublicKey({ key: tpm.spki('key'), format: 'der', type: 'spki' });
     userKey = {
       algorithm: 'ES256',
@@ -423,19 +405,8 @@ describe('a TPM-resident user key (swtpm + tpm2-tools)', () => {
   function tpmProof(challenge: string): string {
     const b64 = (s: string) => Buffer.from(s).toString('base64url');
     const input = `${b64(JSON.stringify({ alg: 'ES256' }))}.${b64(challenge)}`;
-    const der = tpm.sign(Buffer.from(input));
-    // DER ECDSA-Sig-Value → 64-byte r||s.
-    let at = 2;
-    const int = () => {
-      const len = der[at + 1]!;
-      const v = der.subarray(at + 2, at + 2 + len);
-      at += 2 + len;
-      const trimmed = v[0] === 0 ? v.subarray(1) : v;
-      return Buffer.concat([Buffer.alloc(32 - trimmed.length), trimmed]);
-    };
-    const r = int();
-    const s = int();
-    return `${input}.${Buffer.concat([r, s]).toString('base64url')}`;
+    const jose = ecdsaDerToJose(tpm.sign(Buffer.from(input)));
+    return `${input}.${jose.toString('base64url')}`;
   }
 
   async function attempt(userId: string, over: { certInfo?: Buffer; attested?: boolean } = {}) {

@@ -4,9 +4,7 @@
  * attestation level TPM; a tampered certInfo or a pubArea that is not the
  * CSR's key is refused and stores nothing.
  */
-import { webcrypto } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import * as x509 from '@peculiar/x509';
 import {
   closeBus,
   failure,
@@ -17,7 +15,7 @@ import {
   softwareDevice,
   startRegistration,
 } from './support';
-import { sha256Digest as sha256, SoftwareTpm } from '@latchkey/testing';
+import { sha256Digest as sha256, SoftwareTpm, tpmRootAndAikCertificate } from '@latchkey/testing';
 
 const csrDer = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
 
@@ -35,36 +33,15 @@ describe('TPM attestation of the device key', () => {
     reg = await startRegistration('tpm-e2e');
     tenant = await newTenant(reg);
     // The tenant's TPM root (standing in for a TPM vendor CA) and the AIK certificate it issues.
-    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-    const rootKeys = (await webcrypto.subtle.generateKey(alg, true, [
-      'sign',
-      'verify',
-    ])) as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'];
-    const root = await x509.X509CertificateGenerator.createSelfSigned({
-      name: 'CN=Test TPM Vendor Root',
-      keys: rootKeys,
-      signingAlgorithm: alg,
-      extensions: [new x509.BasicConstraintsExtension(true, 1, true)],
-    });
-    const aik = await x509.X509CertificateGenerator.create({
-      subject: 'CN=AIK',
-      issuer: root.subject,
-      publicKey: new x509.PublicKey(tpm.spki('ak')),
-      signingKey: rootKeys.privateKey,
-      signingAlgorithm: alg,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.ExtendedKeyUsageExtension(['2.23.133.8.3']),
-      ],
-    });
-    aikDer = Buffer.from(aik.rawData);
+    const { rootPem, aikDer: aik } = await tpmRootAndAikCertificate(tpm.spki('ak'));
+    aikDer = aik;
     await reg.client.updateDevicePolicy!(
       {
         policy: {
           tenantId: tenant,
           requireTpm: true,
           certificateValidityDays: 365,
-          tpmRootCertificatesPem: [root.toString('pem')],
+          tpmRootCertificatesPem: [rootPem],
         },
       },
       await reg.as(tenant),
