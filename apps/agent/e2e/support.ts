@@ -267,6 +267,7 @@ export async function auditTrail(
   t: AgentTenant,
   home: string,
   until: string,
+  flags: string[] = [],
 ): Promise<TrailItem[]> {
   const tail = async () => {
     const r = await agent(
@@ -280,6 +281,7 @@ export async function auditTrail(
         '--plaintext',
         '--port-offset',
         String(portOffset()),
+        ...flags,
       ],
       [],
       { LATCHKEY_ACCESS_TOKEN: await t.adminToken() },
@@ -301,7 +303,11 @@ export async function auditTrail(
 }
 
 /** `latchkey-agent audit verify` signed in as the tenant's admin (password + TOTP). */
-export async function verifyAuditTrail(t: AgentTenant, home: string): Promise<AgentRun> {
+export async function verifyAuditTrail(
+  t: AgentTenant,
+  home: string,
+  flags: string[] = [],
+): Promise<AgentRun> {
   return agent(
     home,
     [
@@ -314,6 +320,7 @@ export async function verifyAuditTrail(t: AgentTenant, home: string): Promise<Ag
       '--plaintext',
       '--port-offset',
       String(portOffset()),
+      ...flags,
     ],
     [t.admin.password, await freshCode(t.admin.totpSecret)],
   );

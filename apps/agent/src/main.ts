@@ -29,7 +29,9 @@ commands:
 common options:
   --keystore <dir>   the keystore folder (default $LATCHKEY_AGENT_HOME or ~/.latchkey-agent)
   --json             machine-readable output
-  --registration-addr, --provisioning-addr, --auth-addr, --audit-addr <host:port>, --auth-url, --audit-url <url>
+  --transport grpc|https   gRPC (default) or the services' HTTPS JSON APIs; register stores it
+  --registration-addr, --provisioning-addr, --auth-addr, --audit-addr <host:port>   (gRPC)
+  --registration-url, --provisioning-url, --auth-url, --audit-url <url>            (HTTP(S))
 
 Secrets (join token, password, TOTP code, PIN) are asked on the terminal, or read
 one per line from stdin when it is not a terminal. They are never printed.
@@ -59,6 +61,7 @@ const OPTIONS = {
   file: { type: 'string' },
   keys: { type: 'string' },
   'allow-partial': { type: 'boolean' },
+  transport: { type: 'string' },
   server: { type: 'string' },
   'port-offset': { type: 'string' },
   plaintext: { type: 'boolean' },
@@ -69,6 +72,8 @@ const OPTIONS = {
   'audit-addr': { type: 'string' },
   'auth-url': { type: 'string' },
   'audit-url': { type: 'string' },
+  'registration-url': { type: 'string' },
+  'provisioning-url': { type: 'string' },
 } as const;
 
 type Command = (ctx: AgentContext) => Promise<number | void>;

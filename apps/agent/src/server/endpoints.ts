@@ -1,4 +1,10 @@
-/** Where the latchkey services are and how to reach them (gRPC over TLS with a chosen CA, or plaintext for local use). */
+/**
+ * Where the latchkey services are and how to reach them: gRPC or the HTTPS JSON
+ * APIs, over TLS (the system roots or a chosen CA) or plaintext for local use.
+ */
+
+/** How the agent calls the services: gRPC, or their HTTPS JSON APIs (same operations and refusals). */
+export type Protocol = 'grpc' | 'https';
 
 export interface Endpoints {
   /** gRPC addresses (host:port). */
@@ -9,6 +15,11 @@ export interface Endpoints {
   /** HTTP(S) base URLs: auth (OIDC discovery) and audit (export, published keys). */
   authUrl: string;
   auditUrl: string;
+  /** HTTP(S) base URLs of registration and provisioning (the HTTPS transport); absent in older device.json. */
+  registrationUrl?: string;
+  provisioningUrl?: string;
+  /** The transport of the service calls; absent in older device.json (gRPC). */
+  protocol?: Protocol;
   /** plaintext: local use only; tls: the system roots, or `caFile`. */
   transport: { mode: 'plaintext' | 'tls'; caFile?: string };
 }
@@ -22,6 +33,7 @@ const PORTS = {
 } as const;
 
 export interface EndpointFlags {
+  transport?: string;
   server?: string;
   'port-offset'?: string;
   plaintext?: boolean;
@@ -32,6 +44,8 @@ export interface EndpointFlags {
   'audit-addr'?: string;
   'auth-url'?: string;
   'audit-url'?: string;
+  'registration-url'?: string;
+  'provisioning-url'?: string;
 }
 
 /** Endpoints from the flags, on top of `base` (what the device stored at registration). */
@@ -41,6 +55,9 @@ export function endpointsFrom(flags: EndpointFlags, base?: Endpoints): Endpoints
   const offset = Number(flags['port-offset'] ?? 0);
   if (!Number.isInteger(offset) || offset < 0 || offset > 10000)
     throw new UsageError('--port-offset must be a whole number (0-10000)');
+  const protocol = flags.transport ?? base?.protocol ?? 'grpc';
+  if (protocol !== 'grpc' && protocol !== 'https')
+    throw new UsageError('--transport is grpc or https');
   const plaintext = flags.plaintext ?? (base ? base.transport.mode === 'plaintext' : false);
   const scheme = plaintext ? 'http' : 'https';
   const derived = (s: keyof typeof PORTS, kind: 'grpc' | 'http') =>
@@ -60,6 +77,9 @@ export function endpointsFrom(flags: EndpointFlags, base?: Endpoints): Endpoints
     audit: pick(flags['audit-addr'], 'audit', 'grpc', base?.audit),
     authUrl: pick(flags['auth-url'], 'auth', 'http', base?.authUrl),
     auditUrl: pick(flags['audit-url'], 'audit', 'http', base?.auditUrl),
+    registrationUrl: pick(flags['registration-url'], 'registration', 'http', base?.registrationUrl),
+    provisioningUrl: pick(flags['provisioning-url'], 'provisioning', 'http', base?.provisioningUrl),
+    protocol,
     transport: plaintext
       ? { mode: 'plaintext' }
       : {

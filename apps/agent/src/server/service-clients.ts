@@ -1,4 +1,8 @@
-/** Promise-based gRPC clients of the latchkey services, loaded from the contracts' protos with the services' own loader options. */
+/**
+ * Clients of the latchkey services: gRPC (loaded from the contracts' protos with
+ * the services' own loader options) or the HTTPS JSON APIs (./https-client),
+ * chosen by the endpoints' protocol behind one interface.
+ */
 import { readFileSync } from 'node:fs';
 import {
   type ChannelCredentials,
@@ -17,33 +21,10 @@ import {
   protoFile,
 } from '@latchkey/contracts/grpc-packages';
 import type { Endpoints } from './endpoints';
+import { httpsServiceClient } from './https-client';
+import { ServiceCallError, type ServiceClient } from './service-client';
 
-export type Call = (request: object, metadata?: Metadata) => Promise<Record<string, unknown>>;
-
-export interface ServiceClient {
-  call(method: string, request: object, accessToken?: string): Promise<Record<string, unknown>>;
-  close(): void;
-}
-
-/** A refusal or an outage of a service, with the machine-readable reason it sent. */
-export class ServiceCallError extends Error {
-  constructor(
-    readonly service: GrpcServiceName,
-    readonly method: string,
-    readonly code: number,
-    readonly reason: string | undefined,
-    readonly detail: string,
-  ) {
-    super(
-      `${service}.${method}: ${status[code] ?? code}${reason ? ` (${reason})` : ''}: ${detail}`,
-    );
-    this.name = 'ServiceCallError';
-  }
-
-  get unreachable(): boolean {
-    return this.code === status.UNAVAILABLE || this.code === status.DEADLINE_EXCEEDED;
-  }
-}
+export { ServiceCallError, type ServiceClient } from './service-client';
 
 function channelCredentials(endpoints: Endpoints): ChannelCredentials {
   if (endpoints.transport.mode === 'plaintext') return credentials.createInsecure();
@@ -51,7 +32,8 @@ function channelCredentials(endpoints: Endpoints): ChannelCredentials {
   return credentials.createSsl(ca);
 }
 
-export function serviceClient(
+/** A gRPC client of one service. */
+export function grpcServiceClient(
   service: GrpcServiceName,
   endpoints: Endpoints,
   timeoutMs = 15_000,
@@ -107,7 +89,10 @@ export class ServiceClients {
   of(service: GrpcServiceName): ServiceClient {
     let c = this.open.get(service);
     if (!c) {
-      c = serviceClient(service, this.endpoints);
+      c =
+        this.endpoints.protocol === 'https'
+          ? httpsServiceClient(service, this.endpoints)
+          : grpcServiceClient(service, this.endpoints);
       this.open.set(service, c);
     }
     return c;
