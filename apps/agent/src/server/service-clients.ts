@@ -11,7 +11,6 @@ import {
   loadPackageDefinition,
   Metadata,
   type ServiceError,
-  status,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import {
