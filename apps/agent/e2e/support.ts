@@ -4,11 +4,9 @@
  * `npm start` does), admin API clients, TOTP codes as an authenticator app
  * makes them, and a TCP relay that records the bytes the agent sends.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { authenticator } from 'otplib';
 import {
   authClient,
   bearer,
@@ -28,6 +26,25 @@ export interface AgentRun {
   stderr: string;
 }
 
+// What the demo (`npm run demo`) shares with these tests: a script of the repository, loaded by path.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const kit = require(join(REPO_ROOT, 'tools/scripts/demo-kit.cjs')) as {
+  seedAccount(
+    profile: string,
+    options: {
+      tenantId?: string;
+      user: { username: string; displayName: string; roles: string[] };
+    },
+  ): Account;
+  freshCode(secret: string): Promise<string>;
+  runAgent(
+    home: string,
+    args: string[],
+    input?: string[],
+    env?: Record<string, string>,
+  ): Promise<AgentRun>;
+};
+
 /** Runs `latchkey-agent args…` with `input` on stdin (one secret per line). */
 export function agent(
   home: string,
@@ -35,23 +52,7 @@ export function agent(
   input: string[] = [],
   env: Record<string, string> = {},
 ): Promise<AgentRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [AGENT_MAIN, ...args], {
-      env: { ...process.env, LATCHKEY_AGENT_HOME: home, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin.end(input.map((l) => `${l}\n`).join(''));
-  });
+  return kit.runAgent(home, args, input, env);
 }
 
 /** The gRPC port offset of the test profile (the agent's --port-offset). */
@@ -67,37 +68,17 @@ export interface Account {
   totpSecret: string;
 }
 
-/** A platform operator with password and active TOTP, made by auth's seed code in a child process. */
+/** A platform operator with password and active TOTP, made by auth's seed code (as `npm start` seeds). */
 export function seedOperator(username: string): Account {
-  const script = `
-    const { seedContext, createAccount } = require(${JSON.stringify(join(REPO_ROOT, 'dist/apps/auth/src/seed/seed.js'))});
-    const ctx = seedContext(process.env);
-    createAccount(ctx, '00000000-0000-0000-0000-000000000000', { username: ${JSON.stringify(username)}, displayName: 'Agent e2e operator', roles: ['operator'] })
-      .then((a) => { process.stdout.write(JSON.stringify(a)); return ctx.close(); })
-      .catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
-  const r = spawnSync(process.execPath, ['-e', script], {
-    env: launcher.serviceEnv('auth', TEST_PROFILE) as NodeJS.ProcessEnv,
-    encoding: 'utf8',
-    timeout: 60_000,
+  return kit.seedAccount(TEST_PROFILE, {
+    user: { username, displayName: 'Agent e2e operator', roles: ['operator'] },
   });
-  if (r.status !== 0) throw new Error(`seeding an operator failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as Account;
 }
 
 export { authClient, bearer };
 
 /** The next TOTP code not used yet for `secret` (auth accepts each time step once): waits for a new step if needed. */
-const lastStep = new Map<string, number>();
-export async function freshCode(secret: string): Promise<string> {
-  for (;;) {
-    const step = Math.floor(Date.now() / 30_000);
-    if ((lastStep.get(secret) ?? -1) < step) {
-      lastStep.set(secret, step);
-      return authenticator.generate(secret);
-    }
-    await new Promise((r) => setTimeout(r, 30_000 - (Date.now() % 30_000) + 50));
-  }
-}
+export const freshCode = (secret: string): Promise<string> => kit.freshCode(secret);
 
 /** A TCP relay in front of a service that keeps every byte the client sends. */
 export class RecordingRelay {

@@ -8,6 +8,7 @@ import {
   formatVerification,
 } from '@latchkey/audit-chain';
 import type { AgentContext } from '../cli/agent-context';
+import { ocsfActivityName, ocsfClassName } from '../cli/ocsf-names';
 import { UsageError } from '../server/endpoints';
 import { primarySignIn } from './primary-sign-in';
 
@@ -108,8 +109,8 @@ export function describeRecord(r: ChainRecord): string {
   return [
     String(r.seq).padStart(5),
     time,
-    `${rec.class_name ?? rec.class_uid}`.padEnd(18),
-    `${rec.activity_name ?? rec.activity_id}`.padEnd(12),
+    (rec.class_name ?? ocsfClassName(rec.class_uid)).padEnd(17),
+    (rec.activity_name ?? ocsfActivityName(rec.class_uid, rec.activity_id)).padEnd(20),
     String(outcome).padEnd(8),
     `user=${user}`,
     `device=${rec.device?.uid ?? '-'}`,
