@@ -10,14 +10,16 @@
 // CommonJS so that ESM scripts and jest can load it.
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
-const { existsSync, mkdtempSync, rmSync } = require('node:fs');
+const { existsSync, mkdtempSync, rmSync, writeFileSync } = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { catalog, ports } = require('./services.cjs');
+const { catalog, ports, root } = require('./services.cjs');
 const { AGENT_MAIN, freshCode, runAgent, seedAccount } = require('./demo-kit.cjs');
 
 const PIN = 'Demo-pin-2468';
+/** Where the demo leaves the AIK in the TPM (the agent's default --aik-handle). */
+const AIK_HANDLE = '0x81010002';
 const NEW_PIN = 'Demo-pin-1357';
 
 /** A failed step of the demo: what was expected, what happened. */
@@ -242,6 +244,35 @@ async function runDemo(options = {}) {
     ).json.token;
     print('  the admin made a one-use join token for the device');
 
+    // The TPM: an AIK (as a device's provisioning leaves one), certified by a local AIK CA
+    // that the tenant's admin trusts for devices and user keys.
+    let aikFlags = [];
+    if (tcti) {
+      say('the TPM: an AIK certified by a local AIK CA; the tenant requires TPM keys');
+      const tpmLib = require(path.join(root, 'dist/libs/tpm/src'));
+      const spki = tpmLib.Tpm2Tools.session(tcti, (tools) => {
+        tools.createKey('aik', 'aik');
+        tools.persist('aik', AIK_HANDLE);
+        return tools.spki(AIK_HANDLE);
+      });
+      const ca = await tpmLib.tpmRootAndAikCertificate(spki);
+      const aikFile = path.join(tempHome ?? path.dirname(home), 'aik.pem');
+      writeFileSync(aikFile, ca.aikPem);
+      aikFlags = ['--aik-cert', aikFile];
+      for (const [service, route] of [
+        ['registration', `/v1/tenants/${tenantId}/device-policy`],
+        ['provisioning', `/v1/tenants/${tenantId}/key-policy`],
+      ]) {
+        const { policy } = (await api(profile, service, 'GET', route, { token: adminToken })).json;
+        await api(profile, service, 'PUT', route, {
+          token: adminToken,
+          body: { ...policy, requireTpm: true, tpmRootCertificatesPem: [ca.rootPem] },
+        });
+      }
+      print(`  AIK at ${AIK_HANDLE} (${tcti}); ${ca.rootSubject} is the tenant's TPM root`);
+      print('  device policy and key policy: TPM required');
+    }
+
     // 2. The agent.
     const tpmFlags = tcti ? ['--tpm', '--tcti', tcti] : [];
     const step = async (name, title, args, input, expected) => {
@@ -266,11 +297,13 @@ async function runDemo(options = {}) {
 
     const reg = await step(
       'register',
-      `register the device (${transport}${tcti ? '; the user key will live in the TPM' : ''})`,
+      `register the device (${transport}${tcti ? '; its keys made in the TPM, attested by the AIK' : ''})`,
       [
         'register',
         ...['--tenant', tenantId, '--name', 'DEMO-LAPTOP', '--transport', transport],
         ...['--plaintext', '--port-offset', String(portOffset)],
+        ...tpmFlags,
+        ...aikFlags,
       ],
       [joinToken],
     );
@@ -364,7 +397,7 @@ async function runDemo(options = {}) {
     const verification = { code: v.code, ok: v.code === 0, output: v.stdout };
     print(
       `\n${verification.ok ? 'demo done' : 'demo done, but the chain did NOT verify'}: tenant ${tenantId}, device ${deviceId}` +
-        `${transport === 'https' ? ' (HTTPS JSON)' : ' (gRPC)'}${tcti ? ', user key in the TPM' : ''}`,
+        `${transport === 'https' ? ' (HTTPS JSON)' : ' (gRPC)'}${tcti ? ', keys in the TPM' : ''}`,
     );
     return {
       tenantId,

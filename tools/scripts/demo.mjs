@@ -7,11 +7,11 @@ import { parseArgs } from 'node:util';
 const require = createRequire(import.meta.url);
 const { runDemo, DemoError } = require('./demo.cjs');
 
-const USAGE = `usage: npm run demo -- [--transport grpc|https] [--tpm [--tcti <tcti>]] [--port-offset <n>]
+const USAGE = `usage: npm run demo -- [--transport grpc|https] [--tpm] [--port-offset <n>]
 
   --transport    how the agent calls the services: gRPC (default) or their HTTPS JSON APIs
-  --tpm          the user key inside a TPM: a software TPM (swtpm) started for the demo,
-                 or the TPM of --tcti (e.g. device:/dev/tpmrm0)
+  --tpm          device, transport and user keys inside a software TPM (swtpm) started for
+                 the demo, with an AIK certified by a local AIK CA that the tenant trusts
   --port-offset  the profile's port offset (tools/services.json): 0 is the stack of \`npm start\``;
 
 let values;
@@ -20,7 +20,6 @@ try {
     options: {
       transport: { type: 'string', default: 'grpc' },
       tpm: { type: 'boolean', default: false },
-      tcti: { type: 'string' },
       'port-offset': { type: 'string', default: '0' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -38,16 +37,12 @@ if (!Number.isInteger(portOffset) || portOffset < 0) {
   console.error(`demo: --port-offset must be a whole number\n${USAGE}`);
   process.exit(2);
 }
-if (values.tcti && !values.tpm) {
-  console.error(`demo: --tcti goes with --tpm\n${USAGE}`);
-  process.exit(2);
-}
 
 try {
   const result = await runDemo({
     portOffset,
     transport: values.transport,
-    tpm: values.tpm ? (values.tcti ? { tcti: values.tcti } : true) : undefined,
+    tpm: values.tpm || undefined,
   });
   process.exit(result.verification.ok ? 0 : 1);
 } catch (err) {

@@ -2,9 +2,10 @@
  * `npm run demo` against the real test stack (this profile's services): the
  * demo's own function (tools/scripts/demo.cjs) runs the whole journey with the
  * built agent — register → provision → login → refresh → admin revocation →
- * refused login → reset-pin → login — over each transport, and with the user
- * key in a software TPM (swtpm, libs/testing). Each step's outcome, the audit
- * trail's order and the chain verification are checked.
+ * refused login → reset-pin → login — over each transport, and in TPM mode
+ * (device, transport and user keys in a software TPM from libs/testing, with an
+ * AIK the demo certifies with a local AIK CA the tenant trusts). Each step's
+ * outcome, the audit trail's order and the chain verification are checked.
  */
 import { join } from 'node:path';
 import { REPO_ROOT, SoftwareTpm } from '@latchkey/testing';
@@ -73,10 +74,15 @@ async function demoJourney(transport: 'grpc' | 'https', tpm?: SoftwareTpm) {
   ]);
   const step = (name: string) => r.steps.find((s) => s.name === name)!;
   expect(step('register').stdout).toContain(`registered device ${r.deviceId}`);
+  expect(step('register').stdout).toContain(
+    `attestation ATTESTATION_LEVEL_${tpm ? 'TPM' : 'SOFTWARE'}`,
+  );
   expect(step('provision').stdout).toContain(
     tpm ? `${firstKey} (ES256, in the TPM)` : `${firstKey} (ES256, software keystore)`,
   );
   expect(step('login').stdout).toContain(`credential ${firstKey}`);
+  // The access token's amr: a hardware (TPM) or software key.
+  expect(step('login').stdout).toContain(tpm ? '"hwk"' : '"swk"');
   expect(step('refresh').stdout).toMatch(/^refreshed session /);
   expect(step('login-refused').stderr).toMatch(
     /sign-in refused: the key may be revoked, the device disabled or deleted/,
@@ -136,7 +142,7 @@ describe('npm run demo against the real stack', () => {
     300_000,
   );
 
-  it('runs the journey with the user key in a software TPM (swtpm)', async () => {
+  it('runs the journey in TPM mode against a software TPM (swtpm)', async () => {
     const tpm = await SoftwareTpm.start();
     try {
       await demoJourney('grpc', tpm);
