@@ -42,6 +42,11 @@ export function pgOutboxDatabase(pool: Pool): OutboxDatabase {
       let timer: NodeJS.Timeout | undefined;
       // Set when the connection must be closed rather than reused.
       let discard: Error | undefined;
+      // PostgreSQL may drop the connection between two statements (a restart: 57P01); the pool
+      // listens for that only on idle connections, and an 'error' nobody listens for ends the
+      // process. Listened here: the next statement fails, and the connection is discarded.
+      const onError = (err: Error) => (discard ??= err);
+      client.on('error', onError);
       try {
         try {
           await client.query('BEGIN');
@@ -74,6 +79,7 @@ export function pgOutboxDatabase(pool: Pool): OutboxDatabase {
         return result;
       } finally {
         clearTimeout(timer);
+        client.off('error', onError);
         client.release(discard);
       }
     },
