@@ -251,22 +251,9 @@ export async function auditTrail(
   flags: string[] = [],
 ): Promise<TrailItem[]> {
   const tail = async () => {
-    const r = await agent(
-      home,
-      [
-        'audit',
-        'tail',
-        '--json',
-        '--tenant',
-        t.tenantId,
-        '--plaintext',
-        '--port-offset',
-        String(portOffset()),
-        ...flags,
-      ],
-      [],
-      { LATCHKEY_ACCESS_TOKEN: await t.adminToken() },
-    );
+    const r = await agent(home, ['audit', 'tail', '--json', ...adminFlags(t, flags)], [], {
+      LATCHKEY_ACCESS_TOKEN: await t.adminToken(),
+    });
     if (r.code !== 0) throw new Error(`audit tail failed: ${r.stderr}`);
     return r.stdout
       .trim()
@@ -283,6 +270,11 @@ export async function auditTrail(
   );
 }
 
+/** The flags of an admin's audit command against the tenant on this test profile's stack. */
+function adminFlags(t: AgentTenant, extra: string[]): string[] {
+  return ['--tenant', t.tenantId, '--plaintext', '--port-offset', String(portOffset()), ...extra];
+}
+
 /** `latchkey-agent audit verify` signed in as the tenant's admin (password + TOTP). */
 export async function verifyAuditTrail(
   t: AgentTenant,
@@ -291,18 +283,7 @@ export async function verifyAuditTrail(
 ): Promise<AgentRun> {
   return agent(
     home,
-    [
-      'audit',
-      'verify',
-      '--user',
-      'admin',
-      '--tenant',
-      t.tenantId,
-      '--plaintext',
-      '--port-offset',
-      String(portOffset()),
-      ...flags,
-    ],
+    ['audit', 'verify', '--user', 'admin', ...adminFlags(t, flags)],
     [t.admin.password, await freshCode(t.admin.totpSecret)],
   );
 }

@@ -212,8 +212,8 @@ export class KeySignInService {
     return key;
   }
 
-  /** The user a credential belongs to (the hot path's one read of auth's own tables). */
-  private async activeUser(userId: string): Promise<SignInUser | undefined> {
+  /** The user a credential belongs to, whatever its status (the hot path's one read of auth's own tables). */
+  private async signInUser(userId: string): Promise<SignInUser | undefined> {
     const { rows } = await this.pg.query<SignInUser>(
       `SELECT id, tenant_id AS "tenantId", status::text AS status, roles, username,
               display_name AS "displayName", email
@@ -337,7 +337,7 @@ export class KeySignInService {
     if (payload.request_nonce !== nonce) throw new Refusal('nonce_unknown_or_used', facts);
 
     // 3. The user, then the nonce: the last gate, consumed once.
-    const user = await this.activeUser(cred.userId);
+    const user = await this.signInUser(cred.userId);
     if (!user || user.tenantId !== tenantId || user.status !== 'active')
       throw new Refusal('user_disabled', facts);
     if (!(await this.nonces.consume(nonce, { tenantId, deviceId, purpose: 'sign_in' })))
