@@ -36,10 +36,11 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
     HOST: '127.0.0.1',
     HTTP_PORT: String(httpPort),
     GRPC_PORT: String(grpcPort),
-    KAFKA_BROKERS: catalog.kafka,
+    // A profile may name its own infrastructure (the chaos suite's private stack).
+    KAFKA_BROKERS: p.kafka ?? catalog.kafka,
     KAFKAJS_NO_PARTITIONER_WARNING: '1',
     KAFKA_CLIENT_ID: `${p.groupPrefix}${service}`,
-    DATABASE_URL: `${catalog.postgres}${p.dbPrefix}${service}`,
+    DATABASE_URL: `${p.postgres ?? catalog.postgres}${p.dbPrefix}${service}`,
     AUDIT_CONSUMER_GROUP: `${p.groupPrefix}audit`,
     PROVISIONING_CONSUMER_GROUP: `${p.groupPrefix}provisioning`,
     // provisioning checks devices with registration's GetDevice.
@@ -51,7 +52,7 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
     KEY_ENCRYPTION_KEYS: process.env.KEY_ENCRYPTION_KEYS ?? `local-dev:${LOCAL_DEV_KEK}`,
     // Every service validates auth's tokens from auth's JWKS; auth issues them under this name.
     AUTH_ISSUER: `http://127.0.0.1:${ports('auth', profile).http}`,
-    ...(def.redis ? { REDIS_URL: catalog.redis } : {}),
+    ...(def.redis ? { REDIS_URL: p.redis ?? catalog.redis } : {}),
     ...extra,
   };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];

@@ -24,15 +24,17 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.resolve(HERE, '..', '..');
-const STACK_DIR = path.join(REPO_ROOT, '.stack');
+// A private stack (tools/chaos: its own broker it may SIGKILL) sets LATCHKEY_STACK_DIR and
+// LATCHKEY_KAFKA_PORT (controller: that port + 1); everything else stays the shared stack's.
+const STACK_DIR = path.resolve(process.env.LATCHKEY_STACK_DIR || path.join(REPO_ROOT, '.stack'));
 const STATE_FILE = path.join(STACK_DIR, 'state.json');
 const LOCK_FILE = path.join(STACK_DIR, 'stack.lock');
 
 const HOST = '127.0.0.1';
 const PG_PORT = 5432;
 const REDIS_PORT = 6379;
-const KAFKA_PORT = 9092;
-const KAFKA_CONTROLLER_PORT = 9093;
+const KAFKA_PORT = Number(process.env.LATCHKEY_KAFKA_PORT || 9092);
+const KAFKA_CONTROLLER_PORT = KAFKA_PORT + 1;
 
 const KAFKA_VERSION = '4.1.1';
 // Any 16 bytes, base64url without padding (Kafka's Uuid format). Fixed so the
@@ -753,6 +755,8 @@ function kafkaCdsOpts() {
   const cds = kafkaCdsPaths();
   if (!cds) return [];
   if (fs.existsSync(cds.archive)) return [`-XX:SharedArchiveFile=${cds.archive}`];
+  // A private broker (LATCHKEY_STACK_DIR) only reads the shared archive: the shared broker may be writing it.
+  if (process.env.LATCHKEY_STACK_DIR) return [];
   fs.rmSync(cds.partial, { force: true }); // left by a broker that did not exit cleanly
   return [`-XX:ArchiveClassesAtExit=${cds.partial}`];
 }
