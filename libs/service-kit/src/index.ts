@@ -17,3 +17,4 @@ export * from './auth/access-token.guard';
 export * from './auth/auth.config';
 export * from './auth/nonce-store';
 export * from './grpc/internal-client';
+export * from './database/prisma-transactions';

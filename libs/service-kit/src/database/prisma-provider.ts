@@ -5,6 +5,7 @@ import { Pool } from 'pg';
 import { SERVICE_CONFIG } from '../bootstrap/service-kit.module';
 import { HealthRegistry } from '../health/health-registry';
 import { pgPoolConfigFromUrl } from './prisma-adapter';
+import { releasingFailedTransactionEnds } from './prisma-transactions';
 
 interface PrismaLike {
   $queryRawUnsafe(query: string): Promise<unknown>;
@@ -42,10 +43,12 @@ export function prismaProvider<T extends PrismaLike>(
       if (schema) poolConfig.options = `-c search_path="${schema.replace(/"/g, '""')}"`;
       const pool = new Pool(poolConfig);
       const client = new Client({
-        adapter: new PrismaPg(pool, {
-          ...(schema ? { schema } : {}),
-          disposeExternalPool: true,
-        }),
+        adapter: releasingFailedTransactionEnds(
+          new PrismaPg(pool, {
+            ...(schema ? { schema } : {}),
+            disposeExternalPool: true,
+          }),
+        ),
       });
       pools.set(client, pool);
       health.register('postgres', () => client.$queryRawUnsafe('SELECT 1'));
