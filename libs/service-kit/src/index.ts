@@ -17,4 +17,5 @@ export * from './auth/access-token.guard';
 export * from './auth/auth.config';
 export * from './auth/nonce-store';
 export * from './grpc/internal-client';
+export * from './database/pg-connections';
 export * from './database/prisma-transactions';

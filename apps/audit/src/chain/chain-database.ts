@@ -6,7 +6,7 @@
  * never shrinks) ingest was 2x slower and used gigabytes. Reads for the API stay on Prisma.
  */
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import { HealthRegistry, parseDatabaseUrl } from '@latchkey/service-kit';
+import { HealthRegistry, lease, parseDatabaseUrl, watchPool } from '@latchkey/service-kit';
 import { Pool, type PoolClient } from 'pg';
 import { type AuditConfig, AUDIT_CONFIG } from '../config';
 
@@ -112,34 +112,44 @@ export class ChainDatabase implements OnApplicationShutdown {
       keepAlive: true,
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
     });
-    this.pool.on('error', () => undefined); // a dropped idle connection; the next checkout reconnects
+    // An idle connection PostgreSQL drops is logged and replaced at the next checkout.
+    watchPool(this.pool, 'audit chain');
     health.register('postgres-chain', async () => {
       await this.pool.query('SELECT 1');
     });
   }
 
+  /**
+   * `fn` inside BEGIN … COMMIT on one connection. A connection PostgreSQL drops while it is
+   * held (a restart: 57P01) fails the statement in flight or the next one, is closed rather
+   * than reused, and does not end the process (its 'error' is listened for).
+   */
   async transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
-    const client: PoolClient = await this.pool.connect();
+    const held = await lease(this.pool, 'audit chain');
+    const client = held.client;
+    // Set when the connection must be closed rather than reused.
+    let discard: Error | undefined;
     try {
       await client.query('BEGIN');
       const result = await fn(client as unknown as SqlTx);
       await client.query('COMMIT');
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch((e: Error) => (discard = e));
       throw err;
     } finally {
-      client.release();
+      held.release(discard);
     }
   }
 
   /** One connection, outside any transaction (for session-level advisory locks). */
   async withClient<T>(fn: (client: SqlTx) => Promise<T>): Promise<T> {
-    const client: PoolClient = await this.pool.connect();
+    const held = await lease(this.pool, 'audit chain');
     try {
-      return await fn(client as unknown as SqlTx);
+      return await fn(held.client as unknown as SqlTx);
     } finally {
-      client.release();
+      // A lost connection took its session locks with it; it is closed, not reused.
+      held.release();
     }
   }
 

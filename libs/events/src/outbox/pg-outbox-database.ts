@@ -5,6 +5,7 @@
  * transaction commits when `fn` resolves, rolls back when it throws, and is
  * abandoned (its connection closed, so PostgreSQL rolls it back) after `timeout`.
  */
+import { logConnectionLoss } from '@latchkey/service-kit';
 import type { Pool, PoolClient } from 'pg';
 import type { OutboxDatabase, SqlTransaction } from './outbox';
 
@@ -45,7 +46,10 @@ export function pgOutboxDatabase(pool: Pool): OutboxDatabase {
       // PostgreSQL may drop the connection between two statements (a restart: 57P01); the pool
       // listens for that only on idle connections, and an 'error' nobody listens for ends the
       // process. Listened here: the next statement fails, and the connection is discarded.
-      const onError = (err: Error) => (discard ??= err);
+      const onError = (err: Error) => {
+        if (!discard) logConnectionLoss('outbox relay', err);
+        discard ??= err;
+      };
       client.on('error', onError);
       try {
         try {

@@ -4,6 +4,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool } from 'pg';
 import { SERVICE_CONFIG } from '../bootstrap/service-kit.module';
 import { HealthRegistry } from '../health/health-registry';
+import { logConnectionLoss, watchPool } from './pg-connections';
 import { pgPoolConfigFromUrl } from './prisma-adapter';
 import { releasingFailedTransactionEnds } from './prisma-transactions';
 
@@ -41,12 +42,16 @@ export function prismaProvider<T extends PrismaLike>(
       });
       // Raw statements name tables without a schema: a non-default schema is the search path.
       if (schema) poolConfig.options = `-c search_path="${schema.replace(/"/g, '""')}"`;
-      const pool = new Pool(poolConfig);
+      // Listened from the start: PrismaPg adds its own listener only when Prisma first
+      // connects, and PG_POOL users (the outbox relay, sign-in reads) may come first.
+      const pool = watchPool(new Pool(poolConfig), 'database pool');
       const client = new Client({
         adapter: releasingFailedTransactionEnds(
           new PrismaPg(pool, {
             ...(schema ? { schema } : {}),
             disposeExternalPool: true,
+            // A connection held by an interactive transaction (PrismaPg listens on it).
+            onConnectionError: (err) => logConnectionLoss('prisma transaction', err),
           }),
         ),
       });
