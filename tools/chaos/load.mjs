@@ -200,9 +200,10 @@ async function signIn(fleet, device, userId, info) {
 }
 
 /**
- * Runs `total` operations over `workers` parallel journeys (one user each): register a device,
- * provision its key, then sign in `signInsPerDevice` times; again with a new device until the
- * count is reached. `onProgress(done)` is awaited after every operation (faults are injected
+ * Runs `total` operations over parallel journeys, one per entry of `users` (a list of users
+ * each): register a device, provision a key on it for the journey's current user, then sign in
+ * `signInsPerDevice` times; again with a new device until the count is reached. A user gets at
+ * most `keysPerUser` keys (the tenant's key limit is 10), then the journey moves to its next user. `onProgress(done)` is awaited after every operation (faults are injected
  * from there); `pauseMs` spaces a worker's operations so the load spans the fault, and
  * `failurePauseMs` is its back-off after a failure.
  */
@@ -213,22 +214,23 @@ export async function runLoad({
   users,
   total,
   signInsPerDevice = 4,
+  keysPerUser = 8,
   pauseMs = 20,
   failurePauseMs = 200,
   ledger,
   onProgress = async () => {},
-  kinds = ['register', 'provision', 'sign-in'],
 }) {
   let started = 0;
   const claim = () => (started < total ? ++started : 0);
-  const worker = async (user, w) => {
+  const worker = async (own, w) => {
     let device;
     let signIns = 0;
+    let keys = 0;
     for (let n = claim(); n; n = claim()) {
       let kind;
       if (!device?.deviceId) kind = 'register';
       else if (!device.credentialId) kind = 'provision';
-      else if (signIns < signInsPerDevice || !kinds.includes('register')) kind = 'sign-in';
+      else if (signIns < signInsPerDevice) kind = 'sign-in';
       else {
         device = undefined;
         kind = 'register';
@@ -240,10 +242,14 @@ export async function runLoad({
           entry.ids = { deviceId: device.deviceId };
           signIns = 0;
         } else if (kind === 'provision') {
+          const user = own[Math.floor(keys / keysPerUser)];
+          if (!user) throw new Error(`journey ${w} has no user left for another key`);
           await provision(fleet, device, user.token);
+          device.userId = user.userId;
+          keys++;
           entry.ids = { credentialId: device.credentialId };
         } else {
-          const sid = await signIn(fleet, device, user.userId, entry);
+          const sid = await signIn(fleet, device, device.userId, entry);
           entry.ids = { sessionId: sid };
           signIns++;
         }

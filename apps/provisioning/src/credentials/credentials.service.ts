@@ -12,6 +12,7 @@ import {
   assertTenantAccess,
   DomainError,
   parseRequest,
+  toDomainError,
   type Principal,
 } from '@latchkey/service-kit';
 import { z } from 'zod';
@@ -219,7 +220,8 @@ export class CredentialsService {
         audience: PROVISIONING_AUDIENCE,
       });
     } catch (err) {
-      if (err instanceof DomainError && err.kind === 'UNAVAILABLE') throw err;
+      // A dependency outage (Redis for the jti, registration) is not a bad assertion.
+      if (toDomainError(err).kind === 'UNAVAILABLE') throw err;
       throw new DomainError(
         'UNAUTHENTICATED',
         'BAD_DEVICE_ASSERTION',

@@ -14,7 +14,13 @@ import {
   outboxRecord,
   type ProvisioningFailureReason,
 } from '@latchkey/events';
-import { DomainError, NonceStore, parseRequest, type Principal } from '@latchkey/service-kit';
+import {
+  DomainError,
+  NonceStore,
+  parseRequest,
+  toDomainError,
+  type Principal,
+} from '@latchkey/service-kit';
 import { z } from 'zod';
 import { PrismaClient, type Credential } from '../generated/prisma/client';
 import { KEY_ALGORITHMS, type EffectiveKeyPolicy } from '../policies/key-policy';
@@ -102,7 +108,8 @@ export class ProvisioningService {
         device,
       );
     } catch (err) {
-      if (err instanceof DomainError && err.kind === 'UNAVAILABLE') throw err;
+      // A dependency outage (Redis for the jti, registration) is not a bad assertion.
+      if (toDomainError(err).kind === 'UNAVAILABLE') throw err;
       return refuse('bad_device_assertion');
     }
 
@@ -154,7 +161,8 @@ export class ProvisioningService {
           trustAnchorsPem: policy.tpmRootCertificatesPem,
         }));
       } catch (err) {
-        if (err instanceof DomainError && err.kind === 'UNAVAILABLE') throw err;
+        // A dependency outage (Redis for the jti, registration) is not a bad assertion.
+        if (toDomainError(err).kind === 'UNAVAILABLE') throw err;
         return refuse(
           'bad_attestation',
           err instanceof Error ? err.message.slice(0, 200) : undefined,
