@@ -1,4 +1,5 @@
 /** One bootstrap for every service: validated config, gRPC + HTTP, health, graceful shutdown. */
+import type { Server as HttpServer } from 'node:http';
 import { ReflectionService } from '@grpc/reflection';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { type DynamicModule, type INestApplication, Module } from '@nestjs/common';
@@ -44,6 +45,22 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+/**
+ * Cuts off clients that send a request slowly (slowloris: headers or body a
+ * byte at a time) with 408 and a closed connection, so they cannot hold
+ * connections for Node's defaults (60 s for headers, 300 s for a request,
+ * checked only every 30 s). Set before listen: Node starts its check then.
+ */
+export function limitSlowClients(
+  server: HttpServer,
+  limits: Pick<BaseConfig, 'HTTP_HEADERS_TIMEOUT_MS' | 'HTTP_REQUEST_TIMEOUT_MS'>,
+): void {
+  server.headersTimeout = limits.HTTP_HEADERS_TIMEOUT_MS;
+  server.requestTimeout = limits.HTTP_REQUEST_TIMEOUT_MS;
+  (server as HttpServer & { connectionsCheckingInterval: number }).connectionsCheckingInterval =
+    1_000;
+}
+
 export async function bootstrapService<S extends BaseShape>(
   def: ServiceDefinition<S>,
   env: NodeJS.ProcessEnv = process.env,
@@ -84,6 +101,8 @@ export async function bootstrapService<S extends BaseShape>(
         package: def.grpc.package,
         protoPath: def.grpc.protoPath,
         url: `${base.HOST}:${base.GRPC_PORT}`,
+        // Explicit, not grpc-js's default by chance: larger messages get RESOURCE_EXHAUSTED.
+        maxReceiveMessageLength: base.GRPC_MAX_RECEIVE_MESSAGE_BYTES,
         loader: { ...def.grpc.loaderOptions, includeDirs: [def.grpc.protoRoot] },
         onLoadPackageDefinition: (
           pkg: PackageDefinition,
@@ -99,6 +118,7 @@ export async function bootstrapService<S extends BaseShape>(
   );
 
   await app.startAllMicroservices();
+  limitSlowClients(app.getHttpServer() as HttpServer, base);
   await app.listen(base.HTTP_PORT, base.HOST);
   grpcHealth.start();
   logger.info(

@@ -43,6 +43,23 @@ describe('loadConfig', () => {
     }
   });
 
+  it('limits slow and oversized requests by default, and refuses a headers timeout over the request timeout', () => {
+    const config = loadConfig(shape, valid);
+    expect(config.HTTP_HEADERS_TIMEOUT_MS).toBe(10_000);
+    expect(config.HTTP_REQUEST_TIMEOUT_MS).toBe(20_000);
+    expect(config.GRPC_MAX_RECEIVE_MESSAGE_BYTES).toBe(4 * 1024 * 1024);
+    expect(() =>
+      loadConfig(shape, {
+        ...valid,
+        HTTP_HEADERS_TIMEOUT_MS: '30000',
+        HTTP_REQUEST_TIMEOUT_MS: '15000',
+      }),
+    ).toThrow(/HTTP_HEADERS_TIMEOUT_MS: must not be longer than HTTP_REQUEST_TIMEOUT_MS/);
+    expect(() => loadConfig(shape, { ...valid, GRPC_MAX_RECEIVE_MESSAGE_BYTES: '1024' })).toThrow(
+      /GRPC_MAX_RECEIVE_MESSAGE_BYTES/,
+    );
+  });
+
   it('rejects a database URL of another scheme', () => {
     expect(() =>
       loadConfig(shape, { ...valid, DATABASE_URL: 'mysql://root@localhost/db' }),

@@ -181,6 +181,40 @@ export const kafkaConfigShape = {
   KAFKA_SASL_PASSWORD: secret,
 } as const;
 
+function transportProblems(c: Record<string, unknown>): ConfigProblem[] {
+  return Number(c.HTTP_HEADERS_TIMEOUT_MS) > Number(c.HTTP_REQUEST_TIMEOUT_MS)
+    ? [
+        {
+          variable: 'HTTP_HEADERS_TIMEOUT_MS',
+          message: 'must not be longer than HTTP_REQUEST_TIMEOUT_MS (the whole request)',
+        },
+      ]
+    : [];
+}
+
+const milliseconds = (min: number, max: number, dflt: number) =>
+  z.coerce.number().int().min(min).max(max).default(dflt);
+
+/**
+ * Limits of the HTTP and gRPC servers against slow and oversized requests.
+ * A client that has not sent a request's headers within HTTP_HEADERS_TIMEOUT_MS,
+ * or the whole request within HTTP_REQUEST_TIMEOUT_MS, gets 408 and is
+ * disconnected (checked every second). A gRPC request message over
+ * GRPC_MAX_RECEIVE_MESSAGE_BYTES is refused with RESOURCE_EXHAUSTED before any
+ * handler runs; the default (grpc-js's own) is over twice the largest ordinary
+ * request (ImportUsers of 1,000 users, ASCII fields at their length limits: 1.8 MB).
+ */
+export const transportConfigShape = {
+  HTTP_HEADERS_TIMEOUT_MS: withCrossCheck(milliseconds(1_000, 300_000, 10_000), transportProblems),
+  HTTP_REQUEST_TIMEOUT_MS: milliseconds(1_000, 600_000, 20_000),
+  GRPC_MAX_RECEIVE_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(64 * 1024 * 1024)
+    .default(4 * 1024 * 1024),
+} as const;
+
 /** Variables every latchkey service reads. */
 export const baseConfigShape = {
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -188,6 +222,7 @@ export const baseConfigShape = {
   HOST: z.string().min(1).default('127.0.0.1'),
   HTTP_PORT: port,
   GRPC_PORT: port,
+  ...transportConfigShape,
   ...kafkaConfigShape,
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
