@@ -63,6 +63,13 @@ type Reason = (typeof SIGN_IN_FAILURE_REASONS)[number];
 type Tx = Prisma.TransactionClient;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * A credential id as provisioning makes them (base64url SHA-256 of the key's
+ * SPKI). A user assertion's `kid` of any other form names no credential: it is
+ * refused here, not sent to provisioning's GetCredential, which would refuse it
+ * as INVALID_ARGUMENT — and the sign-in would fail as UNAVAILABLE, unrecorded.
+ */
+const CREDENTIAL_ID = /^[A-Za-z0-9_-]{43}$/;
 /** Longest allowed distance between a user assertion's iat and exp. */
 const MAX_ASSERTION_LIFETIME_S = 300;
 const MAX_SKEW_S = 300;
@@ -303,7 +310,7 @@ export class KeySignInService {
       throw new Refusal('bad_user_signature');
     }
     const credentialId =
-      typeof header.kid === 'string' && header.kid.length <= 128 ? header.kid : '';
+      typeof header.kid === 'string' && CREDENTIAL_ID.test(header.kid) ? header.kid : '';
     if (!credentialId) throw new Refusal('bad_user_signature');
     const cred = await this.lookups.credential(tenantId, credentialId);
     const facts = { credentialId, ...(cred ? { userId: cred.userId } : {}) };
