@@ -1,0 +1,311 @@
+/**
+ * The enrolled world the attack-class suite attacks, made through the public
+ * contracts of the running services with the existing test helpers: a tenant
+ * (auth, by an operator), users with password + TOTP (auth's seed code and
+ * sign-in), devices registered with join tokens (registration), user keys
+ * provisioned after the second factor (provisioning), and key sign-in
+ * requests built by the agent's own protocol code (apps/agent). Everything
+ * an attacker varies is a parameter of the helpers below.
+ */
+import { createPublicKey, KeyObject, type webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import { SignJWT } from 'jose';
+import { eventually, reasonOf } from '@latchkey/testing';
+import {
+  keySignInRequest,
+  softwareSigner,
+  type JwsSigner,
+  type UserCredential,
+} from '../../../apps/agent/src/protocol/device-protocol';
+import {
+  authEnv,
+  outboxEvents,
+  seedAccount,
+  settles,
+  signIn,
+  unique,
+} from '../../../apps/auth/e2e/support';
+import { newUserKey, proofOver } from '../../../apps/provisioning/e2e/support/user-keys';
+import {
+  bearer,
+  type Clients,
+  deviceAssertion,
+  deviceMaterial,
+  operator,
+} from '../../fuzz/support/tenants';
+
+/** auth's issuer URL: the `aud` of key sign-in requests and the `iss` of tokens. */
+export const ISSUER = authEnv().AUTH_ISSUER!;
+
+export interface Person {
+  tenantId: string;
+  userId: string;
+  username: string;
+  password: string;
+  totpSecret: string;
+  /** An access token from password + TOTP. */
+  token: string;
+}
+
+export interface Device {
+  tenantId: string;
+  deviceId: string;
+  keys: webcrypto.CryptoKeyPair;
+  /** The device key as node:crypto sees it (the agent's protocol code signs with it). */
+  privateKey: KeyObject;
+  certificatePem: string;
+}
+
+export interface Key {
+  device: Device;
+  person: Person;
+  credential: UserCredential;
+  signer: JwsSigner;
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+}
+
+export interface Refusal {
+  code: number;
+  reason?: string;
+  details: string;
+}
+
+/** The error a call fails with (the test fails if it succeeds). */
+export async function refusal(p: Promise<unknown>): Promise<Refusal> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!err) throw new Error('expected the call to be refused, but it succeeded');
+  const e = err as { code: number; details?: string };
+  return { code: e.code, reason: reasonOf(err), details: e.details ?? '' };
+}
+
+export class SecurityTenant {
+  private constructor(
+    readonly c: Clients,
+    readonly tenantId: string,
+    readonly name: string,
+    readonly admin: Person,
+  ) {}
+
+  /** A new tenant with the given lockout policy and a signed-in admin. */
+  static async create(
+    c: Clients,
+    label: string,
+    lockoutPolicy: { threshold: number; windowSeconds: number; durationSeconds: number },
+  ): Promise<SecurityTenant> {
+    const name = unique(label);
+    const created = await c.admin.CreateTenant!(
+      { name, displayName: name, lockoutPolicy },
+      bearer(await operator(c)),
+    );
+    const tenantId = (created.tenant as { tenantId: string }).tenantId;
+    const t = new SecurityTenant(c, tenantId, name, undefined as unknown as Person);
+    const admin = await t.person('admin', ['admin']);
+    const tenant = new SecurityTenant(c, tenantId, name, admin);
+    // registration makes the tenant's device CA when it sees tenant.created.
+    await eventually(
+      async () =>
+        (await c.registration.GetTenantCaCertificate!({ tenantId }).catch(() => undefined)) ??
+        undefined,
+      { what: `the device CA of ${tenantId}`, timeoutMs: 60_000 },
+    );
+    return tenant;
+  }
+
+  /** A user with password and active TOTP (auth's seed code), signed in. */
+  async person(label: string, roles: string[] = ['user']): Promise<Person> {
+    const account = await seedAccount(this.tenantId, unique(label), roles);
+    return { ...account, token: await signIn(this.c.auth, account) };
+  }
+
+  /** A join token, then RegisterDevice with a fresh device key (or the given CSR for it). */
+  async device(
+    label: string,
+    material?: Awaited<ReturnType<typeof deviceMaterial>>,
+  ): Promise<Device & { chainPem: string[] }> {
+    const m = material ?? (await deviceMaterial());
+    const join = await this.c.registration.CreateJoinToken!(
+      { tenantId: this.tenantId, maxUses: 1, ttlSeconds: 600 },
+      bearer(this.admin.token),
+    );
+    const res = await this.c.registration.RegisterDevice!({
+      tenantId: this.tenantId,
+      joinToken: join.token,
+      csrPem: m.csrPem,
+      transportPublicKey: m.transportPublicKey,
+      displayName: `${label}-device`,
+      osType: 'linux',
+      osVersion: '6.1',
+      joinType: 'JOIN_TYPE_JOINED',
+    });
+    return {
+      tenantId: this.tenantId,
+      deviceId: (res.device as { deviceId: string }).deviceId,
+      keys: m.keys,
+      privateKey: KeyObject.from(m.keys.privateKey),
+      certificatePem: res.certificatePem as string,
+      chainPem: res.certificateChainPem as string[],
+    };
+  }
+
+  /** Provisioning as a device does it: BeginProvisioning (device assertion), CompleteProvisioning (proof). */
+  async provision(device: Device, person: Person): Promise<Key> {
+    const md = bearer(person.token);
+    const begun = await this.c.provisioning.BeginProvisioning!(
+      {
+        deviceId: device.deviceId,
+        deviceAssertion: await deviceAssertion({ ...device, deviceKeys: device.keys }),
+      },
+      md,
+    );
+    const key = newUserKey('ES256');
+    const challenge = begun.challenge as string;
+    const done = await this.c.provisioning.CompleteProvisioning!(
+      {
+        deviceId: device.deviceId,
+        challenge,
+        publicKeyJwk: key.publicKeyJwk,
+        algorithm: key.algorithm,
+        proofOfPossession: await proofOver(challenge, key),
+      },
+      md,
+    );
+    return {
+      device,
+      person,
+      credential: {
+        userId: person.userId,
+        credentialId: (done.credential as { credentialId: string }).credentialId,
+        algorithm: 'ES256',
+      },
+      signer: softwareSigner(key.privateKey, 'ES256'),
+      privateKey: key.privateKey,
+      publicKey: createPublicKey(key.privateKey),
+    };
+  }
+
+  async nonce(
+    device: Device,
+    purpose: 'NONCE_PURPOSE_SIGN_IN' | 'NONCE_PURPOSE_REFRESH' = 'NONCE_PURPOSE_SIGN_IN',
+  ): Promise<string> {
+    const res = await this.c.auth.GetNonce!({
+      tenantId: this.tenantId,
+      deviceId: device.deviceId,
+      purpose,
+    });
+    return res.nonce as string;
+  }
+
+  /** A well-formed key sign-in request, as the agent sends it. */
+  async signInRequest(key: Key, nonce?: string): Promise<string> {
+    return keySignInRequest(
+      key.device,
+      key.device.privateKey,
+      key.credential,
+      key.signer,
+      ISSUER,
+      nonce ?? (await this.nonce(key.device)),
+    );
+  }
+}
+
+/**
+ * A request signed by `device`'s key with the outer claims a sign-in request
+ * has, around any `userAssertion` (the attacker's splice), with extra header
+ * parameters (a foreign kid, an x5c).
+ */
+export function outerRequest(
+  device: Device,
+  nonce: string,
+  userAssertion: string,
+  header: Record<string, unknown> = {},
+  signingKey: webcrypto.CryptoKey = device.keys.privateKey,
+): Promise<string> {
+  return new SignJWT({ tid: device.tenantId, nonce, user_assertion: userAssertion })
+    .setProtectedHeader({ kid: device.deviceId, ...header, alg: 'ES256' })
+    .setSubject(device.deviceId)
+    .setAudience(ISSUER)
+    .setIssuedAt()
+    .sign(signingKey);
+}
+
+/** A user assertion with the claims the agent puts in one, signed by `signer` under `kid`. */
+export function userAssertionWith(
+  signer: KeyObject,
+  claims: Record<string, unknown>,
+  kid: string,
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ aud: ISSUER, iat: now, exp: now + 120, ...claims })
+    .setProtectedHeader({ alg: 'ES256', kid })
+    .sign(signer);
+}
+
+const b64 = (v: unknown) =>
+  Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+
+/** A compact JWS with `alg: none` and an empty signature. */
+export function unsignedJws(header: Record<string, unknown>, payload: object): string {
+  return `${b64({ ...header, alg: 'none' })}.${b64(payload)}.`;
+}
+
+/** An HS256 JWS keyed with `secret` (the classic confusion: a public key used as an HMAC key). */
+export function hmacJws(
+  header: Record<string, unknown>,
+  payload: object | string,
+  secret: Uint8Array,
+): Promise<string> {
+  const jwt =
+    typeof payload === 'string'
+      ? new SignJWT({}).setProtectedHeader({ ...header, alg: 'HS256' })
+      : new SignJWT(payload as Record<string, unknown>).setProtectedHeader({
+          ...header,
+          alg: 'HS256',
+        });
+  return jwt.sign(secret);
+}
+
+/** Reasons of the `auth.sign_in.failed` events about `deviceId`, in order. */
+export async function failureReasons(where: Record<string, string>): Promise<string[]> {
+  const rows = await outboxEvents('dev.latchkey.auth.sign_in.failed.v1', where);
+  return rows.map((r) => String(r.data.reason));
+}
+
+/** Waits until the failure events about `where` after the first `before` are `expected`. */
+export async function expectNewFailures(
+  where: Record<string, string>,
+  before: number,
+  expected: string[],
+): Promise<void> {
+  await settles(async () => {
+    expect((await failureReasons(where)).slice(before)).toEqual(expected);
+  }, 15_000);
+}
+
+/** A self-signed certificate naming `deviceId` in the device URN form, made by an attacker's key. */
+export async function forgedDeviceCertificate(
+  tenantId: string,
+  deviceId: string,
+  keys: webcrypto.CryptoKeyPair,
+): Promise<string> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: `CN=${deviceId}`,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 86_400_000),
+    keys: keys as unknown as Parameters<
+      typeof x509.X509CertificateGenerator.createSelfSigned
+    >[0]['keys'],
+    signingAlgorithm: alg,
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'url', value: `urn:latchkey:tenant:${tenantId}:device:${deviceId}` },
+      ]),
+    ],
+  });
+  return Buffer.from(cert.rawData).toString('base64');
+}
