@@ -13,30 +13,24 @@
 // Targets on a 2-core machine: >= 2,000 sign-ins/s, p99 <= 50 ms, >= 50% of the floor.
 //
 //   node tools/bench/sign-in.mjs [--concurrency 64] [--seconds 10] [--devices 16] [--no-setup]
-import {
-  createHash,
-  generateKeyPairSync,
-  hkdfSync,
-  randomBytes,
-  randomUUID,
-  sign,
-  webcrypto,
-} from 'node:crypto';
+import { createHash, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { createServer as createNetServer } from 'node:net';
 import { availableParallelism, loadavg } from 'node:os';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import * as x509 from '@peculiar/x509';
 import { CompactEncrypt, generateKeyPair, importSPKI, jwtVerify, SignJWT } from 'jose';
 import { setup } from '../scripts/setup.mjs';
 import { childCpuSeconds } from './proc-cpu.mjs';
-
-const require = createRequire(import.meta.url);
-const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
-const launcher = require('../scripts/services.cjs');
+import {
+  benchTenant,
+  client,
+  enrolPair,
+  jws,
+  launcher,
+  pct,
+  signInOnce,
+  startServices,
+} from './support/kit.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -53,73 +47,6 @@ const SECONDS = Number(opt.seconds);
 const DEVICES = Number(opt.devices);
 const PROFILE = 'bench';
 const TARGET = { perSecond: 2000, p99: 50, ratio: 0.5 };
-
-x509.cryptoProvider.set(webcrypto);
-const pct = (sorted, p) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-const b64url = (b) => Buffer.from(b).toString('base64url');
-
-function client(area, service, address) {
-  const def = protoLoader.loadSync(
-    `latchkey/${area}/v1/${service === 'AdminService' ? 'admin' : area}.proto`,
-    {
-      keepCase: false,
-      longs: String,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-      includeDirs: [path.join(launcher.root, 'proto')],
-    },
-  );
-  const Ctor = grpc.loadPackageDefinition(def).latchkey[area].v1[service];
-  const raw = new Ctor(address, grpc.credentials.createInsecure(), {
-    'latchkey.bench.channel': Math.random(),
-  });
-  const call = (method, req, token) =>
-    new Promise((resolve, reject) => {
-      const md = new grpc.Metadata();
-      if (token) md.set('authorization', `Bearer ${token}`);
-      raw[method](req, md, { deadline: Date.now() + 30000 }, (e, r) =>
-        e ? reject(e) : resolve(r),
-      );
-    });
-  return { call, close: () => raw.close() };
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Compact JWS with node:crypto (ES256/RS256), as a device agent would make it. */
-function jws(header, payload, key) {
-  const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`;
-  const sig = sign('sha256', Buffer.from(input), {
-    key,
-    ...(header.alg === 'ES256' ? { dsaEncoding: 'ieee-p1363' } : {}),
-  });
-  return `${input}.${b64url(sig)}`;
-}
-
-async function eventually(fn, what, ms = 60_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** One sign-in's server-side crypto, single process: the floor the service is compared with. */
 async function cryptoFloor(seconds) {
@@ -185,176 +112,22 @@ function startProfiled(service, { profile, env }) {
 
 async function main() {
   if (!opt['no-setup']) await setup({ profile: 'dev' });
-  const ports = {};
-  for (const s of ['auth', 'registration', 'provisioning'])
-    ports[s] = { http: await freePort(), grpc: await freePort() };
-  const issuer = `http://127.0.0.1:${ports.auth.http}`;
-  const common = {
-    AUTH_ISSUER: issuer,
-    REGISTRATION_GRPC_ADDRESS: `127.0.0.1:${ports.registration.grpc}`,
-    PROVISIONING_GRPC_ADDRESS: `127.0.0.1:${ports.provisioning.grpc}`,
-    LOG_LEVEL: 'warn',
-  };
-  const children = {};
-  for (const s of ['auth', 'registration', 'provisioning'])
-    children[s] = (opt['cpu-prof'] && s === 'auth' ? startProfiled : launcher.startService)(s, {
-      profile: PROFILE,
-      env: {
-        ...common,
-        HTTP_PORT: String(ports[s].http),
-        GRPC_PORT: String(ports[s].grpc),
-      },
-      logFile: path.join(launcher.root, 'tmp/bench', `sign-in-${s}.log`),
-    });
-  const stopAll = () => Promise.all(Object.values(children).map((c) => launcher.stopChild(c)));
+  const { ports, issuer, children, stopAll } = await startServices(
+    ['auth', 'registration', 'provisioning'],
+    { profile: PROFILE, logName: 'sign-in', start: opt['cpu-prof'] ? { auth: startProfiled } : {} },
+  );
   try {
-    for (const s of Object.keys(children))
-      await eventually(
-        async () => (await fetch(`http://127.0.0.1:${ports[s].http}/readyz`)).status === 200,
-        `${s} ready`,
-        180_000,
-      );
-    const authC = client('auth', 'AuthService', `127.0.0.1:${ports.auth.grpc}`);
-    const adminC = client('auth', 'AdminService', `127.0.0.1:${ports.auth.grpc}`);
-    const regC = client(
-      'registration',
-      'RegistrationService',
-      `127.0.0.1:${ports.registration.grpc}`,
-    );
-    const provC = client(
-      'provisioning',
-      'ProvisioningService',
-      `127.0.0.1:${ports.provisioning.grpc}`,
-    );
-
-    // Accounts straight in auth's database (as the seed does), then real sign-ins.
-    const { seedContext, createAccount } = require('../../dist/apps/auth/src/seed/seed.js');
-    const { totpCode } = require('../../dist/apps/auth/src/totp/totp.js');
-    const ctx = seedContext(launcher.serviceEnv('auth', PROFILE));
-    const signInPassword = async (a) => {
-      const first = await authC.call('SignInWithPassword', {
-        tenant: a.tenantId,
-        username: a.username,
-        password: a.password,
-      });
-      const done = await authC.call('CompleteMfa', {
-        mfaTicket: first.mfaTicket,
-        code: totpCode(a.totpSecret),
-      });
-      return done.accessToken;
-    };
-    const runId = randomUUID().slice(0, 8);
-    const operator = await createAccount(ctx, '00000000-0000-0000-0000-000000000000', {
-      username: `bench-op-${runId}`,
-      displayName: 'bench operator',
-      roles: ['operator'],
+    const tenant = await benchTenant({
+      ports,
+      issuer,
+      profile: PROFILE,
+      name: 'bench-signin',
+      displayName: 'sign-in bench',
     });
-    const { tenant } = await adminC.call(
-      'CreateTenant',
-      { name: `bench-signin-${runId}`, displayName: 'sign-in bench' },
-      await signInPassword(operator),
-    );
-    const tenantId = tenant.tenantId;
-    const admin = await createAccount(ctx, tenantId, {
-      username: 'admin',
-      displayName: 'admin',
-      roles: ['admin'],
-    });
-    const adminToken = await signInPassword(admin);
-    await eventually(() => regC.call('GetTenantCaCertificate', { tenantId }), 'the tenant CA');
-
     const pairs = [];
-    for (let i = 0; i < DEVICES; i++) {
-      const user = await createAccount(ctx, tenantId, {
-        username: `user-${i}`,
-        displayName: `user ${i}`,
-        roles: ['user'],
-      });
-      const userToken = await signInPassword(user);
-      const { token: joinToken } = await regC.call(
-        'CreateJoinToken',
-        { tenantId, maxUses: 1, ttlSeconds: 600, deviceNamePrefix: '' },
-        adminToken,
-      );
-      const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-      const deviceKeys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-      const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-        name: 'CN=bench',
-        keys: deviceKeys,
-        signingAlgorithm: alg,
-      });
-      const transport = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      const reg = await regC.call('RegisterDevice', {
-        tenantId,
-        joinToken,
-        csrPem: csr.toString('pem'),
-        transportPublicKey: transport.publicKey.export({ type: 'spki', format: 'pem' }),
-        displayName: `bench-${i}`,
-        osType: 'linux',
-        osVersion: '6.1',
-        joinType: 'JOIN_TYPE_JOINED',
-      });
-      const deviceId = reg.device.deviceId;
-      const devicePrivate = (await import('node:crypto')).KeyObject.from(deviceKeys.privateKey);
-      const assertion = jws(
-        { alg: 'ES256', kid: deviceId },
-        {
-          tid: tenantId,
-          sub: deviceId,
-          aud: 'latchkey-provisioning',
-          iat: Math.floor(Date.now() / 1000),
-          jti: randomUUID(),
-        },
-        devicePrivate,
-      );
-      const { challenge } = await provC.call(
-        'BeginProvisioning',
-        { deviceId, deviceAssertion: assertion },
-        userToken,
-      );
-      const userKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      const proofInput = `${b64url(JSON.stringify({ alg: 'ES256' }))}.${b64url(challenge)}`;
-      const proof = `${proofInput}.${b64url(sign('sha256', Buffer.from(proofInput), { key: userKey.privateKey, dsaEncoding: 'ieee-p1363' }))}`;
-      const done = await provC.call(
-        'CompleteProvisioning',
-        {
-          deviceId,
-          challenge,
-          algorithm: 'ES256',
-          proofOfPossession: proof,
-          publicKeyJwk: JSON.stringify(userKey.publicKey.export({ format: 'jwk' })),
-        },
-        userToken,
-      );
-      pairs.push({
-        deviceId,
-        devicePrivate,
-        userId: user.userId,
-        userKey: userKey.privateKey,
-        credentialId: done.credential.credentialId,
-      });
-    }
-    await ctx.close();
+    for (let i = 0; i < DEVICES; i++) pairs.push(await enrolPair(tenant, i));
+    await tenant.ctx.close();
 
-    const signInOnce = async (c, p) => {
-      const { nonce } = await c.call('GetNonce', {
-        tenantId,
-        deviceId: p.deviceId,
-        purpose: 'NONCE_PURPOSE_SIGN_IN',
-      });
-      const t = Math.floor(Date.now() / 1000);
-      const inner = jws(
-        { alg: 'ES256', kid: p.credentialId },
-        { iss: p.userId, aud: issuer, iat: t, exp: t + 120, request_nonce: nonce },
-        p.userKey,
-      );
-      const request = jws(
-        { alg: 'ES256', kid: p.deviceId },
-        { tid: tenantId, sub: p.deviceId, aud: issuer, iat: t, nonce, user_assertion: inner },
-        p.devicePrivate,
-      );
-      await c.call('SignInWithKey', { request });
-    };
     const clients = Array.from({ length: 8 }, () =>
       client('auth', 'AuthService', `127.0.0.1:${ports.auth.grpc}`),
     );
@@ -369,7 +142,7 @@ async function main() {
           while (performance.now() < deadline) {
             const s = performance.now();
             try {
-              await signInOnce(clients[i % clients.length], pairs[i % pairs.length]);
+              await signInOnce(clients[i % clients.length], tenant, pairs[i % pairs.length]);
               latencies.push(performance.now() - s);
             } catch (err) {
               errors++;
@@ -393,7 +166,8 @@ async function main() {
     const service = await drive(SECONDS);
     // auth's CPU per sign-in: a figure the machine's other load barely moves.
     const authCpuMs = ((childCpuSeconds(children.auth) - authCpu0) * 1000) / service.n;
-    for (const c of [...clients, authC, adminC, regC, provC]) c.close();
+    for (const c of clients) c.close();
+    tenant.close();
     await stopAll();
     const floorCpu0 = process.cpuUsage();
     const floorT0 = performance.now();
