@@ -6,15 +6,25 @@
 //   - registration, nonce, provisioning, sign-in, audit-ingest: their summary lines;
 //   - any benchmark printing a line `BENCH_JSON {...}` (as sign-in.mjs does:
 //     {"bench": "sign-in", "perSecond": 1234, "p99": 12.3, "floor": 5678, ...};
-//     also read: "value", "unit", "p99Ms", "baseline", "baselineValue"): that line.
-//     A new tools/bench/*.mjs is run (with --quick under --quick) and read so.
+//     also read: "value", "unit", "p99Ms", "baseline", "baselineValue", and
+//     "rows": more rows of the table, each {bench, value, unit, p99Ms?, baseline?,
+//     baselineValue?}): that line. A new tools/bench/*.mjs is run (with --quick
+//     under --quick) and read so; tools/bench/support/ and the helper modules
+//     (proc-cpu) are not benchmarks.
+//   - the soak (soak.mjs, minutes long) only with --soak (or `--only soak`), AFTER
+//     the other benchmarks: its mixed ops/s, then per service a row "soak: <service>
+//     RSS" with the RSS slope in MiB/h over the measured window, the RSS at the
+//     window's start as its baseline, and as ratio the hourly growth as a share of
+//     that start.
 //
 //   node tools/bench/all.mjs [--quick] [--only registration,nonce] [--json]
+//                            [--soak [--minutes N]]
 //
-// --quick: short runs (5 s, 100,000 audit events) to check that everything
-// runs; the default durations are the benchmarks' own. --json: the table as
-// JSON on the last line too. Exit status: 1 if a benchmark failed or printed
-// nothing readable.
+// --quick: short runs (5 s, 100,000 audit events, a 1-minute soak) to check that
+// everything runs; the default durations are the benchmarks' own (the soak: 10
+// minutes; --minutes N sets it). --soak --only soak runs the soak alone. --json:
+// the table as JSON on the last line too. Exit status: 1 if a benchmark failed or
+// printed nothing readable (the soak fails on any failed operation or dead service).
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +35,10 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const onlyAt = argv.indexOf('--only');
 const only = onlyAt >= 0 ? argv[onlyAt + 1].split(',') : undefined;
+const minutesAt = argv.indexOf('--minutes');
+const soakMinutes = minutesAt >= 0 ? argv[minutesAt + 1] : undefined;
+/** The soak runs for minutes: only when asked for. */
+const soak = argv.includes('--soak') || Boolean(only?.includes('soak'));
 const num = (s) => Number(String(s).replace(/,/g, ''));
 
 /** How to run and read the benchmarks whose output predates the JSON line. */
@@ -82,8 +96,17 @@ const KNOWN = {
   },
 };
 
-/** Not benchmarks of the table: this script, and the start-up benchmark (no throughput). */
-const NOT_IN_TABLE = new Set(['all', 'startup']);
+/**
+ * Not found by the directory scan: this script, the start-up benchmark (no throughput),
+ * the helper module proc-cpu, and the soak (run only with --soak, see SOAK_ARGS).
+ */
+const NOT_IN_TABLE = new Set(['all', 'startup', 'proc-cpu', 'soak']);
+
+/** The soak's arguments (it prints a BENCH_JSON line with a row per service). */
+const SOAK_ARGS = [
+  '--no-setup',
+  ...(soakMinutes ? ['--minutes', soakMinutes] : quick ? ['--quick'] : []),
+];
 
 /**
  * The machine-readable line a benchmark may print, `BENCH_JSON {...}` (the last one
@@ -107,6 +130,9 @@ function benchJson(out) {
       p99Ms: v.p99 ?? v.p99Ms,
       baseline: v.baseline ?? (v.floor !== undefined ? 'crypto floor, one process' : undefined),
       baselineValue,
+      rows: Array.isArray(v.rows)
+        ? v.rows.filter((r) => typeof r?.bench === 'string' && typeof r.value === 'number')
+        : undefined,
     };
   } catch {
     return undefined;
@@ -121,17 +147,18 @@ export function readFigures(name, out) {
 }
 
 async function main() {
-  const benches = readdirSync(join(root, 'tools/bench'))
-    .filter((f) => f.endsWith('.mjs'))
-    .map((f) => f.slice(0, -4))
+  const benches = readdirSync(join(root, 'tools/bench'), { withFileTypes: true })
+    .filter((f) => f.isFile() && f.name.endsWith('.mjs'))
+    .map((f) => f.name.slice(0, -4))
     .filter((name) => !NOT_IN_TABLE.has(name) && (!only || only.includes(name)))
     .sort((a, b) => (a in KNOWN ? 0 : 1) - (b in KNOWN ? 0 : 1) || a.localeCompare(b));
+  if (soak) benches.push('soak');
 
   await setup({ profile: 'bench' });
   const rows = [];
   for (const name of benches) {
     const known = KNOWN[name];
-    const args = known?.args ?? (quick ? ['--quick'] : []);
+    const args = name === 'soak' ? SOAK_ARGS : (known?.args ?? (quick ? ['--quick'] : []));
     process.stderr.write(`[bench] ${name} ${args.join(' ')}\n`);
     const t0 = Date.now();
     const r = spawnSync(process.execPath, [join(root, 'tools/bench', `${name}.mjs`), ...args], {
@@ -162,10 +189,31 @@ async function main() {
           : undefined,
       seconds: (Date.now() - t0) / 1000,
     });
+    const ratioOf = (r) =>
+      Number.isFinite(r.value) && Number.isFinite(r.baselineValue) && r.baselineValue > 0
+        ? r.value / r.baselineValue
+        : undefined;
+    for (const extra of fig?.rows ?? [])
+      rows.push({
+        bench: extra.bench,
+        ok: Boolean(ok),
+        value: extra.value,
+        unit: extra.unit ?? '',
+        p99Ms: Number.isFinite(extra.p99Ms) ? extra.p99Ms : undefined,
+        baseline: extra.baseline,
+        baselineValue: Number.isFinite(extra.baselineValue) ? extra.baselineValue : undefined,
+        ratio: ratioOf(extra),
+        seconds: undefined,
+      });
   }
 
+  // Figures under 100 keep a decimal (the soak's MiB/h, a slow benchmark's ops/s).
   const f0 = (x) =>
-    x === undefined || !Number.isFinite(x) ? '–' : Math.round(x).toLocaleString('en-US');
+    x === undefined || !Number.isFinite(x)
+      ? '–'
+      : Math.abs(x) < 100 && !Number.isInteger(x)
+        ? x.toFixed(1)
+        : Math.round(x).toLocaleString('en-US');
   const table = [
     ['benchmark', 'figure', 'unit', 'p99 ms', 'same-run baseline', 'baseline', 'ratio', 'run s'],
     ...rows.map((r) => [
@@ -176,7 +224,7 @@ async function main() {
       r.baseline ?? '(none printed)',
       f0(r.baselineValue),
       r.ratio === undefined ? '–' : `${(r.ratio * 100).toFixed(0)}%`,
-      r.seconds.toFixed(0),
+      r.seconds === undefined ? '' : r.seconds.toFixed(0),
     ]),
   ];
   const widths = table[0].map((_, i) => Math.max(...table.map((row) => String(row[i]).length)));
