@@ -2,16 +2,18 @@
 // provision a user key with provisioning after password + TOTP, sign in with the keys at auth)
 // for a fixed number of operations, each outcome written to a ledger that the verdicts check
 // against what the services stored and what audit recorded.
-import { generateKeyPairSync, KeyObject, randomUUID, webcrypto } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
-import * as x509 from '@peculiar/x509';
-import { client, jws, proofOfPossession } from './grpc.mjs';
+import { client, provisionKey, registerDevice, signInOnce } from '../bench/support/kit.mjs';
 
 const require = createRequire(import.meta.url);
 const grpc = require('@grpc/grpc-js');
 
-x509.cryptoProvider.set(webcrypto);
+// Reconnect quickly after an instance comes back (grpc-js's back-off grows to 120 s).
+const RECONNECT = {
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 1000,
+};
 
 /** One operation's outcome. `ids` names what it stored (deviceId, credentialId or sessionId). */
 export class Ledger {
@@ -41,11 +43,11 @@ const codeName = (code) =>
 export class Fleet {
   constructor({ registration, provisioning, auth, audit, issuer }) {
     this.issuer = issuer;
-    this.reg = client('registration', 'RegistrationService', registration);
-    this.prov = client('provisioning', 'ProvisioningService', provisioning);
-    this.auths = auth.map((a) => client('auth', 'AuthService', a));
-    this.admin = client('auth', 'AdminService', auth[0]);
-    this.audit = client('audit', 'AuditService', audit);
+    this.reg = client('registration', 'RegistrationService', registration, RECONNECT);
+    this.prov = client('provisioning', 'ProvisioningService', provisioning, RECONNECT);
+    this.auths = auth.map((a) => client('auth', 'AuthService', a, RECONNECT));
+    this.admin = client('auth', 'AdminService', auth[0], RECONNECT);
+    this.audit = client('audit', 'AuditService', audit, RECONNECT);
     this.next = 0;
   }
 
@@ -93,109 +95,33 @@ export class Fleet {
   }
 }
 
-/** A device of the load: its keys, and once provisioned, the user key. */
-async function registerDevice(fleet, tenantId, joinToken, name) {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: `CN=${name}`,
-    keys,
-    signingAlgorithm: alg,
-  });
-  const transport = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const reg = await fleet.reg.call('RegisterDevice', {
-    tenantId,
-    joinToken,
-    csrPem: csr.toString('pem'),
-    transportPublicKey: transport.publicKey.export({ type: 'spki', format: 'pem' }),
-    displayName: name,
-    osType: 'linux',
-    osVersion: '6.1',
-    joinType: 'JOIN_TYPE_JOINED',
-  });
-  return {
-    deviceId: reg.device.deviceId,
-    devicePrivate: KeyObject.from(keys.privateKey),
-    tenantId,
-  };
-}
+/** What the kit's enrolment functions need to know of the tenant and the services. */
+const kitTenant = (fleet, tenantId, adminToken) => ({
+  tenantId,
+  adminToken,
+  issuer: fleet.issuer,
+  regC: fleet.reg,
+  provC: fleet.prov,
+});
 
-async function provision(fleet, device, userToken) {
-  const assertion = jws(
-    { alg: 'ES256', kid: device.deviceId },
-    {
-      tid: device.tenantId,
-      sub: device.deviceId,
-      aud: 'latchkey-provisioning',
-      iat: Math.floor(Date.now() / 1000),
-      jti: randomUUID(),
-    },
-    device.devicePrivate,
-  );
-  const { challenge } = await fleet.prov.call(
-    'BeginProvisioning',
-    { deviceId: device.deviceId, deviceAssertion: assertion },
-    userToken,
-  );
-  const userKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const done = await fleet.prov.call(
-    'CompleteProvisioning',
-    {
-      deviceId: device.deviceId,
-      challenge,
-      algorithm: 'ES256',
-      proofOfPossession: proofOfPossession(challenge, userKey.privateKey),
-      publicKeyJwk: JSON.stringify(userKey.publicKey.export({ format: 'jwk' })),
-    },
-    userToken,
-  );
-  device.userKey = userKey.privateKey;
-  device.credentialId = done.credential.credentialId;
-}
-
-async function signInOnce(fleet, device, userId, info, i) {
-  const auth = fleet.auths[i];
-  const { nonce } = await auth.call('GetNonce', {
-    tenantId: device.tenantId,
-    deviceId: device.deviceId,
-    purpose: 'NONCE_PURPOSE_SIGN_IN',
-  });
-  info.nonceAt = Date.now();
-  const t = Math.floor(Date.now() / 1000);
-  const inner = jws(
-    { alg: 'ES256', kid: device.credentialId },
-    { iss: userId, aud: fleet.issuer, iat: t, exp: t + 120, request_nonce: nonce },
-    device.userKey,
-  );
-  const request = jws(
-    { alg: 'ES256', kid: device.deviceId },
-    {
-      tid: device.tenantId,
-      sub: device.deviceId,
-      aud: fleet.issuer,
-      iat: t,
-      nonce,
-      user_assertion: inner,
-    },
-    device.devicePrivate,
-  );
-  const res = await auth.call('SignInWithKey', { request });
-  const claims = JSON.parse(Buffer.from(res.tokens.idToken.split('.')[1], 'base64url'));
-  return claims.sid;
+/** GetNonce + SignInWithKey on auth instance `i`; the session id, from the ID token. */
+async function signInOnceAt(fleet, t, device, i) {
+  const res = await signInOnce(fleet.auths[i], t, device);
+  return JSON.parse(Buffer.from(res.tokens.idToken.split('.')[1], 'base64url')).sid;
 }
 
 /**
  * A key sign-in on one auth instance. When that instance does not answer, the client cannot know
  * whether its nonce was consumed: it starts over (new nonce) on the next instance, once.
  */
-async function signIn(fleet, device, userId, info) {
+async function signIn(fleet, t, device, info) {
   const i = fleet.pick();
   try {
-    return await signInOnce(fleet, device, userId, info, i);
+    return await signInOnceAt(fleet, t, device, i);
   } catch (err) {
     if (!fleet.noAnswer(err)) throw err;
     info.retried = true;
-    return signInOnce(fleet, device, userId, info, (i + 1) % fleet.auths.length);
+    return signInOnceAt(fleet, t, device, (i + 1) % fleet.auths.length);
   }
 }
 
@@ -211,6 +137,7 @@ export async function runLoad({
   fleet,
   tenantId,
   joinToken,
+  adminToken,
   users,
   total,
   signInsPerDevice = 4,
@@ -222,6 +149,7 @@ export async function runLoad({
 }) {
   let started = 0;
   const claim = () => (started < total ? ++started : 0);
+  const t = kitTenant(fleet, tenantId, adminToken);
   const worker = async (own, w) => {
     let device;
     let signIns = 0;
@@ -238,18 +166,19 @@ export async function runLoad({
       const entry = { n, kind, worker: w, startedAt: Date.now(), ok: false };
       try {
         if (kind === 'register') {
-          device = await registerDevice(fleet, tenantId, joinToken, `chaos-${w}-${n}`);
+          device = await registerDevice(t, `chaos-${w}-${n}`, adminToken, joinToken);
           entry.ids = { deviceId: device.deviceId };
           signIns = 0;
         } else if (kind === 'provision') {
           const user = own[Math.floor(keys / keysPerUser)];
           if (!user) throw new Error(`journey ${w} has no user left for another key`);
-          await provision(fleet, device, user.token);
-          device.userId = user.userId;
+          Object.assign(device, await provisionKey(t, device, user.token), {
+            userId: user.userId,
+          });
           keys++;
           entry.ids = { credentialId: device.credentialId };
         } else {
-          const sid = await signIn(fleet, device, device.userId, entry);
+          const sid = await signIn(fleet, t, device, entry);
           entry.ids = { sessionId: sid };
           signIns++;
         }

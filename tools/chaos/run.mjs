@@ -20,6 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { auditVerdict, storedVerdict } from './check.mjs';
 import * as infra from './infra.mjs';
+import { eventually } from '../bench/support/kit.mjs';
 import { Fleet, Ledger, runLoad } from './load.mjs';
 
 const require = createRequire(import.meta.url);
@@ -69,20 +70,6 @@ async function ready(name) {
     }
     if (Date.now() > deadline) throw new Error(`${name} not ready; see ${LOG_DIR}`);
     await sleep(100);
-  }
-}
-
-async function eventually(fn, what, ms = 60_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${what}: ${err.message}`);
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
   }
 }
 
@@ -262,6 +249,7 @@ async function runScenario(name, def, fleet, seed, operator) {
     fleet,
     tenantId: tenant.tenantId,
     joinToken: tenant.joinToken,
+    adminToken: tenant.admin.token,
     users: tenant.users,
     total,
     ledger,

@@ -21,8 +21,11 @@ export const pct = (sorted, p) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 export const b64url = (b) => Buffer.from(b).toString('base64url');
 
-/** A promise-style client of one gRPC service; `call(method, request, bearerToken?)`. */
-export function client(area, service, address) {
+/**
+ * A promise-style client of one gRPC service; `call(method, request, bearerToken?)`.
+ * `channelOptions` adds grpc-js channel options (e.g. a shorter reconnect back-off).
+ */
+export function client(area, service, address, channelOptions = {}) {
   const def = protoLoader.loadSync(
     `latchkey/${area}/v1/${service === 'AdminService' ? 'admin' : area}.proto`,
     {
@@ -37,6 +40,7 @@ export function client(area, service, address) {
   const Ctor = grpc.loadPackageDefinition(def).latchkey[area].v1[service];
   const raw = new Ctor(address, grpc.credentials.createInsecure(), {
     'latchkey.bench.channel': Math.random(),
+    ...channelOptions,
   });
   const call = (method, req, token) =>
     new Promise((resolve, reject) => {
@@ -229,13 +233,18 @@ export async function benchTenant({ ports, issuer, profile, name, displayName })
   };
 }
 
-/** A device registered with a one-use join token of the admin: its id and private key. */
-export async function registerDevice(t, displayName, adminToken = t.adminToken) {
-  const { token: joinToken } = await t.regC.call(
-    'CreateJoinToken',
-    { tenantId: t.tenantId, maxUses: 1, ttlSeconds: 600, deviceNamePrefix: '' },
-    adminToken,
-  );
+/**
+ * A device registered with `joinToken`, or else a one-use join token of the admin: its id and
+ * private key.
+ */
+export async function registerDevice(t, displayName, adminToken = t.adminToken, joinToken) {
+  joinToken ??= (
+    await t.regC.call(
+      'CreateJoinToken',
+      { tenantId: t.tenantId, maxUses: 1, ttlSeconds: 600, deviceNamePrefix: '' },
+      adminToken,
+    )
+  ).token;
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const deviceKeys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
