@@ -90,6 +90,13 @@ const pgOptions = () =>
     '-c max_connections=200',
   ].join(' ');
 
+function pgCtl(action, extra = []) {
+  asPostgres(pgBin('pg_ctl'), [
+    ...['-D', PG_DIR, '-l', join(PG_DIR, 'server.log'), '-o', pgOptions()],
+    ...[...extra, '-w', '-t', '60', action],
+  ]);
+}
+
 export async function startPostgres() {
   if (!existsSync(join(PG_DIR, 'PG_VERSION'))) {
     mkdirSync(PG_DIR, { recursive: true });
@@ -100,36 +107,12 @@ export async function startPostgres() {
     }
     asPostgres(pgBin('initdb'), ['-D', PG_DIR, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   }
-  asPostgres(pgBin('pg_ctl'), [
-    '-D',
-    PG_DIR,
-    '-l',
-    join(PG_DIR, 'server.log'),
-    '-o',
-    pgOptions(),
-    '-w',
-    '-t',
-    '60',
-    'start',
-  ]);
+  pgCtl('start');
 }
 
 /** `fast`: the server ends every session (57P01) and restarts; clients must reconnect. */
 export function restartPostgres() {
-  asPostgres(pgBin('pg_ctl'), [
-    '-D',
-    PG_DIR,
-    '-l',
-    join(PG_DIR, 'server.log'),
-    '-o',
-    pgOptions(),
-    '-m',
-    'fast',
-    '-w',
-    '-t',
-    '60',
-    'restart',
-  ]);
+  pgCtl('restart', ['-m', 'fast']);
 }
 
 function stopPostgres() {
@@ -158,22 +141,19 @@ export const databaseUrl = (service) => `${profile.postgres}${profile.dbPrefix}$
 // ---------------------------------------------------------------- Redis
 
 export async function startRedis() {
-  run('redis-server', [
-    '--daemonize',
-    'yes',
-    '--bind',
-    '127.0.0.1',
-    '--port',
-    String(REDIS_PORT),
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--pidfile',
-    REDIS_PID_FILE,
-    '--logfile',
-    join(DIR, 'redis.log'),
-  ]);
+  const config = {
+    daemonize: 'yes',
+    bind: '127.0.0.1',
+    port: REDIS_PORT,
+    save: '',
+    appendonly: 'no',
+    pidfile: REDIS_PID_FILE,
+    logfile: join(DIR, 'redis.log'),
+  };
+  run(
+    'redis-server',
+    Object.entries(config).flatMap(([k, v]) => [`--${k}`, String(v)]),
+  );
   await waitFor('redis', () => tcpOpen(REDIS_PORT), 20_000);
 }
 

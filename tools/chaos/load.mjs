@@ -49,6 +49,8 @@ export class Fleet {
     this.admin = client('auth', 'AdminService', auth[0], RECONNECT);
     this.audit = client('audit', 'AuditService', audit, RECONNECT);
     this.next = 0;
+    /** Any auth instance (round-robin, retried on another): for the kit's tenant set-up. */
+    this.anyAuth = { call: (method, req, token) => this.authCall(method, req, token) };
   }
 
   close() {
@@ -80,29 +82,7 @@ export class Fleet {
       !err.metadata?.get('latchkey-reason')?.length
     );
   }
-
-  async passwordToken(account) {
-    const first = await this.authCall('SignInWithPassword', {
-      tenant: account.tenantId,
-      username: account.username,
-      password: account.password,
-    });
-    const done = await this.authCall('CompleteMfa', {
-      mfaTicket: first.mfaTicket,
-      code: account.totp(),
-    });
-    return done.accessToken;
-  }
 }
-
-/** What the kit's enrolment functions need to know of the tenant and the services. */
-const kitTenant = (fleet, tenantId, adminToken) => ({
-  tenantId,
-  adminToken,
-  issuer: fleet.issuer,
-  regC: fleet.reg,
-  provC: fleet.prov,
-});
 
 /** GetNonce + SignInWithKey on auth instance `i`; the session id, from the ID token. */
 async function signInOnceAt(fleet, t, device, i) {
@@ -126,18 +106,19 @@ async function signIn(fleet, t, device, info) {
 }
 
 /**
- * Runs `total` operations over parallel journeys, one per entry of `users` (a list of users
- * each): register a device, provision a key on it for the journey's current user, then sign in
+ * Runs `total` operations for tenant `t` (tools/bench/support/kit.mjs benchTenant) over
+ * parallel journeys, one per entry of `users` (a list of users each): register a device with
+ * `joinToken`, provision a key on it for the journey's current user, then sign in
  * `signInsPerDevice` times; again with a new device until the count is reached. A user gets at
- * most `keysPerUser` keys (the tenant's key limit is 10), then the journey moves to its next user. `onProgress(done)` is awaited after every operation (faults are injected
- * from there); `pauseMs` spaces a worker's operations so the load spans the fault, and
- * `failurePauseMs` is its back-off after a failure.
+ * most `keysPerUser` keys (the tenant's key limit is 10), then the journey moves to its next
+ * user. `onProgress(done)` is awaited after every operation (faults are injected from there);
+ * `pauseMs` spaces a worker's operations so the load spans the fault, and `failurePauseMs` is
+ * its back-off after a failure.
  */
 export async function runLoad({
   fleet,
-  tenantId,
+  t,
   joinToken,
-  adminToken,
   users,
   total,
   signInsPerDevice = 4,
@@ -149,7 +130,6 @@ export async function runLoad({
 }) {
   let started = 0;
   const claim = () => (started < total ? ++started : 0);
-  const t = kitTenant(fleet, tenantId, adminToken);
   const worker = async (own, w) => {
     let device;
     let signIns = 0;
@@ -166,7 +146,7 @@ export async function runLoad({
       const entry = { n, kind, worker: w, startedAt: Date.now(), ok: false };
       try {
         if (kind === 'register') {
-          device = await registerDevice(t, `chaos-${w}-${n}`, adminToken, joinToken);
+          device = await registerDevice(t, `chaos-${w}-${n}`, t.adminToken, joinToken);
           entry.ids = { deviceId: device.deviceId };
           signIns = 0;
         } else if (kind === 'provision') {

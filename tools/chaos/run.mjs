@@ -12,7 +12,6 @@
 // Short (default, part of `npm test` through tools/chaos/chaos.e2e-spec.ts): a few hundred
 // operations per scenario. --full: four times as many, and Kafka down for 10 s. Exit status 0
 // when every scenario passed. One run per machine at a time (fixed ports).
-import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -20,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { auditVerdict, storedVerdict } from './check.mjs';
 import * as infra from './infra.mjs';
-import { eventually } from '../bench/support/kit.mjs';
+import { benchTenant } from '../bench/support/kit.mjs';
 import { Fleet, Ledger, runLoad } from './load.mjs';
 
 const require = createRequire(import.meta.url);
@@ -73,45 +72,39 @@ async function ready(name) {
   }
 }
 
-const { seedContext, createAccount } = require('../../dist/apps/auth/src/seed/seed.js');
-const { totpCode } = require('../../dist/apps/auth/src/totp/totp.js');
-
-/** A tenant of its own per scenario: admin, `workers` lists of `perWorker` users, a join token. */
-async function prepareTenant(fleet, seed, operator, name, workers, perWorker) {
-  const withTotp = (a) => ({ ...a, totp: () => totpCode(a.totpSecret) });
-  const { tenant } = await fleet.admin.call(
-    'CreateTenant',
-    { name: `chaos-${name}-${randomUUID().slice(0, 8)}`, displayName: `chaos ${name}` },
-    operator.token,
-  );
-  const tenantId = tenant.tenantId;
-  const admin = withTotp(
-    await createAccount(seed, tenantId, {
-      username: 'admin',
-      displayName: 'admin',
-      roles: ['admin'],
-    }),
-  );
-  admin.token = await fleet.passwordToken(admin);
-  await eventually(() => fleet.reg.call('GetTenantCaCertificate', { tenantId }), 'the tenant CA');
-  const users = [];
-  for (let i = 0; i < workers * perWorker; i++) {
-    const u = withTotp(
-      await createAccount(seed, tenantId, {
-        username: `user-${i}`,
-        displayName: `user ${i}`,
-        roles: ['user'],
-      }),
+/**
+ * A tenant of its own per scenario (the kit's: operator, admin, CA), `workers` lists of
+ * `perWorker` users signed in with password + TOTP, and a join token for all the devices.
+ */
+async function prepareTenant(fleet, name, workers, perWorker) {
+  const t = await benchTenant({
+    ports: {
+      auth: ports('auth'),
+      registration: ports('registration'),
+      provisioning: ports('provisioning'),
+    },
+    issuer: fleet.issuer,
+    profile: P,
+    name: `chaos-${name}`,
+    displayName: `chaos ${name}`,
+    clients: { authC: fleet.anyAuth, adminC: fleet.admin, regC: fleet.reg, provC: fleet.prov },
+  });
+  try {
+    const users = [];
+    for (let i = 0; i < workers * perWorker; i++) {
+      const u = await t.createUser(`user-${i}`, `user ${i}`);
+      u.token = await t.signInPassword(u);
+      (users[i % workers] ??= []).push(u);
+    }
+    const { token: joinToken } = await fleet.reg.call(
+      'CreateJoinToken',
+      { tenantId: t.tenantId, maxUses: 10_000, ttlSeconds: 3600, deviceNamePrefix: '' },
+      t.adminToken,
     );
-    u.token = await fleet.passwordToken(u);
-    (users[i % workers] ??= []).push(u);
+    return { t, users, joinToken };
+  } finally {
+    await t.ctx.close();
   }
-  const { token: joinToken } = await fleet.reg.call(
-    'CreateJoinToken',
-    { tenantId, maxUses: 10_000, ttlSeconds: 3600, deviceNamePrefix: '' },
-    admin.token,
-  );
-  return { tenantId, admin, users, joinToken };
 }
 
 const count = (list, pred) => list.filter(pred).length;
@@ -235,21 +228,20 @@ const SCENARIOS = {
   },
 };
 
-async function runScenario(name, def, fleet, seed, operator) {
+async function runScenario(name, def, fleet) {
   const workers = 8;
   const t0 = Date.now();
   const total = def.total * SCALE;
   // 6 operations per device (register, provision, 4 sign-ins), 8 keys per user, and a margin.
   const perWorker = Math.ceil(total / workers / 6 / 8) + 1;
-  const tenant = await prepareTenant(fleet, seed, operator, name, workers, perWorker);
+  const tenant = await prepareTenant(fleet, name, workers, perWorker);
   const ledger = new Ledger();
   const ctx = { note: {} };
   let fault;
   await runLoad({
     fleet,
-    tenantId: tenant.tenantId,
+    t: tenant.t,
     joinToken: tenant.joinToken,
-    adminToken: tenant.admin.token,
     users: tenant.users,
     total,
     ledger,
@@ -263,12 +255,12 @@ async function runScenario(name, def, fleet, seed, operator) {
     },
   });
   await fault;
-  const audit = await auditVerdict(tenant.tenantId, ledger, { timeoutMs: 180_000 });
-  const stored = await storedVerdict(tenant.tenantId, ledger);
+  const audit = await auditVerdict(tenant.t.tenantId, ledger, { timeoutMs: 180_000 });
+  const stored = await storedVerdict(tenant.t.tenantId, ledger);
   const chain = await fleet.audit.call(
     'VerifyChain',
-    { tenantId: tenant.tenantId, fromSeq: 0, toSeq: 0 },
-    tenant.admin.token,
+    { tenantId: tenant.t.tenantId, fromSeq: 0, toSeq: 0 },
+    tenant.t.adminToken,
   );
   const own = def.check ? def.check(ctx, ledger) : { figures: {}, pass: true };
   const failed = ledger.failed().length;
@@ -339,7 +331,6 @@ async function main() {
   mkdirSync(LOG_DIR, { recursive: true });
   const results = [];
   let fleet;
-  let seed;
   try {
     for (const s of ['registration', 'provisioning', 'auth', 'auth-b', 'audit']) start(s);
     for (const s of Object.keys(children)) await ready(s);
@@ -350,16 +341,6 @@ async function main() {
       audit: `127.0.0.1:${ports('audit').grpc}`,
       issuer: `http://127.0.0.1:${ports('auth').http}`,
     });
-    seed = seedContext(launcher.serviceEnv('auth', P));
-    const operator = await createAccount(seed, '00000000-0000-0000-0000-000000000000', {
-      username: `chaos-operator-${randomUUID().slice(0, 8)}`,
-      displayName: 'chaos operator',
-      roles: ['operator'],
-    });
-    operator.token = await fleet.passwordToken({
-      ...operator,
-      totp: () => totpCode(operator.totpSecret),
-    });
     for (const name of only) {
       // Every scenario starts from a whole fleet (the auth one leaves instance b dead).
       for (const s of Object.keys(children))
@@ -368,7 +349,7 @@ async function main() {
           await ready(s);
         }
       try {
-        results.push(await runScenario(name, SCENARIOS[name], fleet, seed, operator));
+        results.push(await runScenario(name, SCENARIOS[name], fleet));
       } catch (err) {
         console.log(
           `VERDICT ${name} FAIL error=${JSON.stringify(String(err.message).slice(0, 300))}`,
@@ -378,7 +359,6 @@ async function main() {
     }
   } finally {
     fleet?.close();
-    await seed?.close();
     await Promise.all(Object.values(children).map((c) => launcher.stopChild(c)));
     await infra.down();
   }

@@ -161,16 +161,22 @@ export async function startServices(names, { profile, logName, start = {}, env =
  * A new tenant on running services: an operator account (seeded) creates it, an admin
  * account (seeded) signs in with password + TOTP; waits for the tenant's CA.
  * `ctx` (auth's database, for seeding accounts) stays open until `ctx.close()`.
+ * `clients` replaces the gRPC clients made here (authC, adminC, regC, provC: any with
+ * `call(method, request, token)`); `close()` closes only clients made here.
  */
-export async function benchTenant({ ports, issuer, profile, name, displayName }) {
-  const authC = client('auth', 'AuthService', `127.0.0.1:${ports.auth.grpc}`);
-  const adminC = client('auth', 'AdminService', `127.0.0.1:${ports.auth.grpc}`);
-  const regC = client(
+export async function benchTenant({ ports, issuer, profile, name, displayName, clients = {} }) {
+  const own = {};
+  const make = (key, ...args) => clients[key] ?? (own[key] = client(...args));
+  const authC = make('authC', 'auth', 'AuthService', `127.0.0.1:${ports.auth.grpc}`);
+  const adminC = make('adminC', 'auth', 'AdminService', `127.0.0.1:${ports.auth.grpc}`);
+  const regC = make(
+    'regC',
     'registration',
     'RegistrationService',
     `127.0.0.1:${ports.registration.grpc}`,
   );
-  const provC = client(
+  const provC = make(
+    'provC',
     'provisioning',
     'ProvisioningService',
     `127.0.0.1:${ports.provisioning.grpc}`,
@@ -228,7 +234,7 @@ export async function benchTenant({ ports, issuer, profile, name, displayName })
     createUser: (username, display) =>
       createAccount(ctx, tenantId, { username, displayName: display, roles: ['user'] }),
     close: () => {
-      for (const c of [authC, adminC, regC, provC]) c.close();
+      for (const c of Object.values(own)) c.close();
     },
   };
 }
