@@ -18,10 +18,10 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { launcher, rssMiB } from './support/kit.mjs';
 
 const require = createRequire(import.meta.url);
 const { Kafka, logLevel } = require('kafkajs');
-const launcher = require('../scripts/services.cjs');
 
 const { values: opt } = parseArgs({
   options: {
@@ -46,15 +46,6 @@ const STREAM = `bench.audit.ingest.${id}.stream`;
 const DLQ = `bench.audit.ingest.${id}.dlq`;
 const log = (m) => process.stderr.write(`[audit-ingest] ${m}\n`);
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
-
-function rssMiB(pid) {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
 
 /** CPU seconds (user + system) a process has used so far: a figure other load on the machine barely moves. */
 function cpuSeconds(pid) {

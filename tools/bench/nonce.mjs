@@ -13,12 +13,12 @@ import { randomUUID } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { client, launcher, pct } from './support/kit.mjs';
 
 const require = createRequire(import.meta.url);
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const { Redis } = require('ioredis');
-const launcher = require('../scripts/services.cjs');
 
 const args = Object.fromEntries(
   process.argv
@@ -33,10 +33,6 @@ const CHANNELS = Number(args.channels ?? 8);
 const CONCURRENCY = Number(args.concurrency ?? 128);
 const PROFILE = 'bench';
 const TARGET_PAIRS = 10_000;
-
-function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 /** Runs `pair` from CONCURRENCY loops for SECONDS; returns pairs/s and latency percentiles (ms). */
 async function drive(pair, seconds = SECONDS) {
@@ -61,28 +57,17 @@ async function drive(pair, seconds = SECONDS) {
   latencies.sort((a, b) => a - b);
   return {
     pairsPerSecond: latencies.length / elapsed,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
+    p50: pct(latencies, 50),
+    p99: pct(latencies, 99),
     errors,
     pairs: latencies.length,
   };
 }
 
 function authClients(address) {
-  const def = protoLoader.loadSync(path.join(launcher.root, 'proto/latchkey/auth/v1/auth.proto'), {
-    keepCase: false,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-    includeDirs: [path.join(launcher.root, 'proto')],
-  });
-  const { AuthService } = grpc.loadPackageDefinition(def).latchkey.auth.v1;
-  return Array.from(
-    { length: CHANNELS },
-    (_, i) =>
-      // A distinct channel option per client: grpc-js would otherwise share one subchannel.
-      new AuthService(address, grpc.credentials.createInsecure(), { 'latchkey.bench.channel': i }),
+  return Array.from({ length: CHANNELS }, (_, i) =>
+    // A distinct channel option per client: grpc-js would otherwise share one subchannel.
+    client('auth', 'AuthService', address, { 'latchkey.bench.channel': i }),
   );
 }
 
@@ -127,8 +112,8 @@ async function main() {
     };
     const pair = async (i) => {
       const c = clients[i % clients.length];
-      const { nonce } = await call(c, 'getNonce', binding);
-      await call(c, 'consumeNonce', { ...binding, nonce });
+      const { nonce } = await c.call('GetNonce', binding);
+      await c.call('ConsumeNonce', { ...binding, nonce });
     };
     await drive(pair, 2); // warm-up
     const service = await drive(pair);

@@ -12,16 +12,13 @@
 // trusted by the registration and provisioning it starts (profile `bench`).
 //   node tools/bench/provisioning.mjs [concurrency=32] [seconds=10] [--no-setup]
 import { createServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { generateKeyPairSync, randomUUID, webcrypto } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { credentials, loadPackageDefinition, Metadata } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import * as x509 from '@peculiar/x509';
 import { CompactSign, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { setup } from '../scripts/setup.mjs';
+import { client, freePort, pct } from './support/kit.mjs';
 
 const require = createRequire(import.meta.url);
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -30,33 +27,7 @@ const SECONDS = Number(args[1] ?? 10);
 const PROFILE = 'bench';
 const DEVICES = 20;
 
-const pct = (sorted, p) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-
 x509.cryptoProvider.set(webcrypto);
-
-/** A promise-returning gRPC client of one latchkey service (loaded from proto/, as the services do). */
-function grpcClient(area, service, address) {
-  const def = loadSync(`latchkey/${area}/v1/${area}.proto`, {
-    keepCase: false,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-    includeDirs: [fileURLToPath(new URL('../../proto', import.meta.url))],
-  });
-  const Ctor = loadPackageDefinition(def).latchkey[area].v1[service];
-  const raw = new Ctor(address, credentials.createInsecure());
-  const call =
-    (method) =>
-    (req, md = new Metadata()) =>
-      new Promise((resolve, reject) =>
-        raw[method](req, md, { deadline: Date.now() + 15000 }, (e, r) =>
-          e ? reject(e) : resolve(r),
-        ),
-      );
-  return { call, close: () => raw.close() };
-}
 
 /** A device key's CSR and a transport key, as a device makes them. */
 async function deviceMaterial(name) {
@@ -73,17 +44,6 @@ async function deviceMaterial(name) {
     csrPem: csr.toString('pem'),
     transportPublicKey: transport.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
   };
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitReady(httpPort, child) {
@@ -157,12 +117,8 @@ async function main() {
   try {
     await waitReady(reg.http, children[0]);
     await waitReady(prov.http, children[1]);
-    const registration = grpcClient('registration', 'RegistrationService', `127.0.0.1:${reg.grpc}`);
-    const provisioning = grpcClient(
-      'provisioning',
-      'ProvisioningService',
-      `127.0.0.1:${prov.grpc}`,
-    );
+    const registration = client('registration', 'RegistrationService', `127.0.0.1:${reg.grpc}`);
+    const provisioning = client('provisioning', 'ProvisioningService', `127.0.0.1:${prov.grpc}`);
     // A tenant as auth announces it; registration makes its device CA.
     const tenantId = randomUUID();
     await bus.publish([
@@ -173,26 +129,24 @@ async function main() {
       }),
     ]);
     for (let i = 0; ; i++) {
-      const ok = await registration
-        .call('GetTenantCaCertificate')({ tenantId })
-        .then(
-          () => true,
-          () => false,
-        );
+      const ok = await registration.call('GetTenantCaCertificate', { tenantId }).then(
+        () => true,
+        () => false,
+      );
       if (ok) break;
       if (i > 600) throw new Error('no device CA for the bench tenant');
       await new Promise((r) => setTimeout(r, 100));
     }
-    const adminMd = new Metadata();
-    adminMd.set('authorization', `Bearer ${await auth.token(randomUUID(), tenantId, ['admin'])}`);
+    const adminToken = await auth.token(randomUUID(), tenantId, ['admin']);
     const devices = [];
     for (let i = 0; i < DEVICES; i++) {
       const m = await deviceMaterial(`bench-${i}`);
-      const join = await registration.call('CreateJoinToken')(
+      const join = await registration.call(
+        'CreateJoinToken',
         { tenantId, maxUses: 1, ttlSeconds: 600, deviceNamePrefix: '' },
-        adminMd,
+        adminToken,
       );
-      const res = await registration.call('RegisterDevice')({
+      const res = await registration.call('RegisterDevice', {
         tenantId,
         joinToken: join.token,
         csrPem: m.csrPem,
@@ -204,10 +158,11 @@ async function main() {
       });
       devices.push({ deviceId: res.device.deviceId, key: m.keys.privateKey });
     }
-    const { policy } = await provisioning.call('GetKeyPolicy')({ tenantId }, adminMd);
-    await provisioning.call('UpdateKeyPolicy')(
+    const { policy } = await provisioning.call('GetKeyPolicy', { tenantId }, adminToken);
+    await provisioning.call(
+      'UpdateKeyPolicy',
       { policy: { ...policy, maxKeysPerDevice: 1000, maxKeysPerUser: 10 } },
-      adminMd,
+      adminToken,
     );
 
     // Client-side key pairs and tokens made before the clock starts.
@@ -215,12 +170,11 @@ async function main() {
     for (let i = 0; i < Math.min(CONCURRENCY * SECONDS * 200, 20000); i++) {
       const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const userId = randomUUID();
-      const md = new Metadata();
-      md.set('authorization', `Bearer ${await auth.token(userId, tenantId)}`);
-      prepared.push({ pair, jwk: JSON.stringify(pair.publicKey.export({ format: 'jwk' })), md });
+      const token = await auth.token(userId, tenantId);
+      prepared.push({ pair, jwk: JSON.stringify(pair.publicKey.export({ format: 'jwk' })), token });
     }
-    const begin = provisioning.call('BeginProvisioning');
-    const complete = provisioning.call('CompleteProvisioning');
+    const begin = (req, token) => provisioning.call('BeginProvisioning', req, token);
+    const complete = (req, token) => provisioning.call('CompleteProvisioning', req, token);
     let next = 0;
     const latencies = [];
     let failures = 0;
@@ -239,7 +193,10 @@ async function main() {
               .setAudience('latchkey-provisioning')
               .setIssuedAt()
               .sign(device.key);
-            const { challenge } = await begin({ deviceId: device.deviceId, deviceAssertion }, p.md);
+            const { challenge } = await begin(
+              { deviceId: device.deviceId, deviceAssertion },
+              p.token,
+            );
             const proof = await new CompactSign(new TextEncoder().encode(challenge))
               .setProtectedHeader({ alg: 'ES256' })
               .sign(p.pair.privateKey);
@@ -251,7 +208,7 @@ async function main() {
                 algorithm: 'ES256',
                 proofOfPossession: proof,
               },
-              p.md,
+              p.token,
             );
             latencies.push(performance.now() - s);
           } catch (err) {

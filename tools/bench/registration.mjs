@@ -21,15 +21,13 @@ import { generateKeyPairSync, randomUUID, webcrypto } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { credentials, loadPackageDefinition, Metadata } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import * as x509 from '@peculiar/x509';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { setup } from '../scripts/setup.mjs';
 import { childCpuSeconds } from './proc-cpu.mjs';
+import { client, launcher, pct } from './support/kit.mjs';
 
 const require = createRequire(import.meta.url);
-const launcher = require('../scripts/services.cjs');
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
@@ -43,31 +41,13 @@ const TARGET = 500;
 
 x509.cryptoProvider.set(webcrypto);
 
-const pct = (sorted, p) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const fmt = (x) => Math.round(x).toLocaleString('en-US');
 
 function registrationClients(address) {
-  const def = loadSync('latchkey/registration/v1/registration.proto', {
-    keepCase: false,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-    includeDirs: [path.join(launcher.root, 'proto')],
-  });
-  const Ctor = loadPackageDefinition(def).latchkey.registration.v1.RegistrationService;
-  return Array.from({ length: CHANNELS }, (_, i) => {
+  return Array.from({ length: CHANNELS }, (_, i) =>
     // A distinct channel option per client: grpc-js would otherwise share one subchannel.
-    const raw = new Ctor(address, credentials.createInsecure(), { 'latchkey.bench.channel': i });
-    const call = (method, req, md = new Metadata()) =>
-      new Promise((resolve, reject) =>
-        raw[method](req, md, { deadline: Date.now() + 30_000 }, (e, r) =>
-          e ? reject(e) : resolve(r),
-        ),
-      );
-    return { call, close: () => raw.close() };
-  });
+    client('registration', 'RegistrationService', address, { 'latchkey.bench.channel': i }),
+  );
 }
 
 async function jwksServer() {
@@ -186,8 +166,7 @@ async function main() {
         await new Promise((r) => setTimeout(r, 200));
       }
     }
-    const admin = new Metadata();
-    admin.set('authorization', `Bearer ${await auth.adminToken(tenantId)}`);
+    const admin = await auth.adminToken(tenantId);
 
     // Client-side material, before the clock.
     const needed = Math.min(40_000, Math.ceil((SECONDS + 2) * 1500));

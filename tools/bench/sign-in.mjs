@@ -24,7 +24,7 @@ import { childCpuSeconds } from './proc-cpu.mjs';
 import {
   benchTenant,
   client,
-  enrolPair,
+  enrolPairs,
   jws,
   launcher,
   pct,
@@ -112,20 +112,19 @@ function startProfiled(service, { profile, env }) {
 
 async function main() {
   if (!opt['no-setup']) await setup({ profile: 'dev' });
-  const { ports, issuer, children, stopAll } = await startServices(
-    ['auth', 'registration', 'provisioning'],
-    { profile: PROFILE, logName: 'sign-in', start: opt['cpu-prof'] ? { auth: startProfiled } : {} },
-  );
+  const services = await startServices(['auth', 'registration', 'provisioning'], {
+    profile: PROFILE,
+    logName: 'sign-in',
+    start: opt['cpu-prof'] ? { auth: startProfiled } : {},
+  });
+  const { ports, children, stopAll } = services;
   try {
     const tenant = await benchTenant({
-      ports,
-      issuer,
-      profile: PROFILE,
+      ...services,
       name: 'bench-signin',
       displayName: 'sign-in bench',
     });
-    const pairs = [];
-    for (let i = 0; i < DEVICES; i++) pairs.push(await enrolPair(tenant, i));
+    const pairs = await enrolPairs(tenant, DEVICES);
     await tenant.ctx.close();
 
     const clients = Array.from({ length: 8 }, () =>

@@ -23,7 +23,6 @@
 //
 // --quick = 1 minute. Needs the stack up (set up here unless --no-setup).
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
@@ -33,12 +32,13 @@ import { childCpuSeconds } from './proc-cpu.mjs';
 import {
   benchTenant,
   client,
-  enrolPair,
+  enrolPairs,
   eventually,
   launcher,
   pct,
   provisionKey,
   registerDevice,
+  rssMiB,
   signInOnce,
   startServices,
 } from './support/kit.mjs';
@@ -88,15 +88,6 @@ const log = (m) => process.stderr.write(`[soak] ${m}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const fmt = (x) => Math.round(x).toLocaleString('en-US');
 const signed = (x, d = 1) => `${x >= 0 ? '+' : ''}${x.toFixed(d)}`;
-
-function rssMiB(pid) {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
 
 /** Least-squares slope of y over x. */
 function slope(xs, ys) {
@@ -187,7 +178,7 @@ async function main() {
     await group.remove();
     throw err;
   }
-  const { ports, issuer, children, stopAll } = services;
+  const { ports, children, stopAll } = services;
   let stopping = false;
   const died = {};
   for (const s of SERVICES)
@@ -196,17 +187,9 @@ async function main() {
     });
   try {
     log(`services ready; enrolling ${DEVICES} + ${ROTATIONS} devices and users`);
-    const tenant = await benchTenant({
-      ports,
-      issuer,
-      profile: PROFILE,
-      name: 'bench-soak',
-      displayName: 'soak',
-    });
-    const pairs = [];
-    for (let i = 0; i < DEVICES; i++) pairs.push(await enrolPair(tenant, i));
-    const rotations = [];
-    for (let i = 0; i < ROTATIONS; i++) rotations.push(await enrolPair(tenant, i, 'rot-'));
+    const tenant = await benchTenant({ ...services, name: 'bench-soak', displayName: 'soak' });
+    const pairs = await enrolPairs(tenant, DEVICES);
+    const rotations = await enrolPairs(tenant, ROTATIONS, 'rot-');
     await tenant.ctx.close();
 
     /** An account's access token, renewed (password + TOTP) before it expires. */

@@ -1,10 +1,12 @@
-// What the benchmarks that drive the real services share (sign-in.mjs, soak.mjs):
-// gRPC clients, free ports, the services started from dist/ on ports of their own,
+// What the benchmarks share (sign-in.mjs, soak.mjs, nonce.mjs, registration.mjs,
+// provisioning.mjs, audit-ingest.mjs; tools/chaos too): gRPC clients, free ports, a
+// process's resident memory, the services started from dist/ on ports of their own,
 // and a tenant enrolled as a deployment would be — accounts seeded straight in
 // auth's database, devices registered with registration (tenant CA, certificate),
 // user keys provisioned by provisioning after password + TOTP — then real key
 // sign-ins. Not a benchmark: tools/bench/all.mjs does not run this folder.
 import { generateKeyPairSync, KeyObject, randomUUID, sign, webcrypto } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -64,6 +66,16 @@ export function freePort() {
   });
 }
 
+/** A process's resident memory (VmRSS, Linux /proc) in MiB, or NaN (e.g. it has exited). */
+export function rssMiB(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Compact JWS with node:crypto (ES256/RS256), as a device agent would make it. */
 export function jws(header, payload, key) {
   const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`;
@@ -93,7 +105,8 @@ export async function eventually(fn, what, ms = 60_000) {
  * pointed at each other, logs in tmp/bench/<logName>-<service>.log, and waits until each
  * answers /readyz. `start[service]` replaces launcher.startService for that service;
  * `env[service]` adds variables.
- * @returns {{ ports, issuer, children, stopAll }} — ports[service] = { http, grpc }.
+ * @returns {{ ports, issuer, profile, children, stopAll }} — ports[service] = { http, grpc };
+ *   what benchTenant needs of the services is in it (`benchTenant({ ...services, name, ... })`).
  */
 export async function startServices(names, { profile, logName, start = {}, env = {} }) {
   const ports = {};
@@ -154,7 +167,7 @@ export async function startServices(names, { profile, logName, start = {}, env =
     await stopAll();
     throw err;
   }
-  return { ports, issuer, children, stopAll };
+  return { ports, issuer, profile, children, stopAll };
 }
 
 /**
@@ -329,6 +342,13 @@ export async function enrolPair(t, i, prefix = '') {
     account: user,
     userToken,
   };
+}
+
+/** `count` pairs enrolled one after the other (enrolPair `0` to `count - 1`, with `prefix`). */
+export async function enrolPairs(t, count, prefix = '') {
+  const pairs = [];
+  for (let i = 0; i < count; i++) pairs.push(await enrolPair(t, i, prefix));
+  return pairs;
 }
 
 /** One key sign-in of `p` with auth client `c`: GetNonce, then SignInWithKey. */
