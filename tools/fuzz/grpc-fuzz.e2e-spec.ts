@@ -18,7 +18,7 @@ import { status } from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { contracts, type RpcInfo } from './support/contracts';
 import { type Hints, jws, poisonedRequestArb, rawFrameArb } from './support/arbitraries';
-import { callRaw, closeRawClients, healthy, withBearer } from './support/probes';
+import { callRaw, closeSuite, healthy, withBearer } from './support/probes';
 import { StateProbe } from './support/state';
 import { clients, type Clients, newTenant, type TenantFixture } from './support/tenants';
 
@@ -60,11 +60,7 @@ beforeAll(async () => {
   probe = await StateProbe.open();
 }, 180_000);
 
-afterAll(async () => {
-  c?.close();
-  closeRawClients();
-  await probe?.close();
-});
+afterAll(() => closeSuite(c, probe));
 
 interface Case {
   kind: 'poisoned' | 'raw';

@@ -51,9 +51,16 @@ import {
   unique,
 } from '../../apps/auth/e2e/support';
 import { contracts } from '../fuzz/support/contracts';
-import { callRaw, closeRawClients, healthy, withBearer } from '../fuzz/support/probes';
+import { callRaw, closeSuite, healthy, withBearer } from '../fuzz/support/probes';
 import { StateProbe } from '../fuzz/support/state';
-import { bearer, clients, type Clients, deviceMaterial } from '../fuzz/support/tenants';
+import {
+  bearer,
+  clients,
+  type Clients,
+  type CsrKeys,
+  deviceMaterial,
+  EC,
+} from '../fuzz/support/tenants';
 import {
   type Device,
   expectNewFailures,
@@ -74,8 +81,6 @@ import { slowClient } from './support/slow-client';
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 const SIGN_IN_FAILED = { code: status.UNAUTHENTICATED, reason: 'SIGN_IN_FAILED' };
-const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-type CsrKeys = Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]['keys'];
 
 let c: Clients;
 let t: SecurityTenant;
@@ -132,9 +137,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  c?.close();
-  closeRawClients();
-  await probe?.close();
+  await closeSuite(c, probe);
   redis?.disconnect();
   await (await sprayAuth.catch(() => undefined))?.stop();
   sprayRedis?.stop();
@@ -152,11 +155,60 @@ async function sessionCount(device: Device): Promise<number> {
 
 const reasonsOf = (device: Device) => failureReasons({ deviceId: device.deviceId });
 
+/**
+ * Every `[what, request, reason]` attack on `key`'s device is refused with SIGN_IN_FAILED and
+ * recorded with its reason (a `sign_in.failed` event about the device); the stored state and the
+ * device's sessions are unchanged. Then `key`'s real request with `nonce` signs in, once, as its
+ * person: the refusals used nothing up and swapped nothing.
+ */
+async function expectSignInAttacksRefused(
+  key: Key,
+  nonce: string,
+  attacks: [what: string, request: string, reason: string][],
+): Promise<void> {
+  const reasonsBefore = (await reasonsOf(key.device)).length;
+  const sessionsBefore = await sessionCount(key.device);
+  const before = await fingerprint();
+  for (const [what, request] of attacks) {
+    const err = await refusal(c.auth.SignInWithKey!({ request }));
+    expect({ what, code: err.code, reason: err.reason }).toEqual({ what, ...SIGN_IN_FAILED });
+  }
+  await expectNewFailures(
+    { deviceId: key.device.deviceId },
+    reasonsBefore,
+    attacks.map((a) => a[2]),
+  );
+  expect(await fingerprint()).toEqual(before);
+  expect(await sessionCount(key.device)).toBe(sessionsBefore);
+  const ok = await c.auth.SignInWithKey!({ request: await t.signInRequest(key, nonce) });
+  expect(decodeJwt((ok.tokens as { accessToken: string }).accessToken).sub).toBe(key.person.userId);
+  expect(await sessionCount(key.device)).toBe(sessionsBefore + 1);
+}
+
 /** The claims of a user assertion as the agent makes them, for `key`, over `nonce`. */
 const assertionClaims = (key: Key, nonce: string) => ({
   iss: key.person.userId,
   request_nonce: nonce,
 });
+
+/**
+ * The laptop's sign-in request with `nonce` around a user assertion of `claims`, signed by
+ * `signer`'s key under the credential id `kid` (by default its own).
+ */
+async function laptopRequest(
+  nonce: string,
+  signer: Key,
+  claims: Record<string, unknown>,
+  kid: string = signer.credential.credentialId,
+): Promise<string> {
+  return outerRequest(laptop, nonce, await userAssertionWith(signer.privateKey, claims, kid));
+}
+
+/** The claims of the tenant admin's access token with both roles, issued now for 10 minutes: what a forger signs. */
+function escalatedAdminClaims() {
+  const now = Math.floor(Date.now() / 1000);
+  return { ...decodeJwt(t.admin.token), roles: ['admin', 'operator'], iat: now, exp: now + 600 };
+}
 
 const pem = (k: ReturnType<typeof createPublicKey>) =>
   Buffer.from(k.export({ type: 'spki', format: 'pem' }) as string);
@@ -251,13 +303,7 @@ describe('JWT alg confusion and alg none', () => {
       key: jwk as unknown as Record<string, string>,
       format: 'jwk',
     });
-    const now = Math.floor(Date.now() / 1000);
-    const claims = {
-      ...decodeJwt(t.admin.token),
-      roles: ['admin', 'operator'],
-      iat: now,
-      exp: now + 600,
-    };
+    const claims = escalatedAdminClaims();
     const header = { kid, typ: 'at+jwt' };
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
@@ -291,8 +337,6 @@ describe('JWT alg confusion and alg none', () => {
 
   it("refuses key sign-in requests with HS256 keyed by the device's or the user's public key, or alg none; the nonce stays unused", async () => {
     const nonce = await t.nonce(laptop);
-    const reasonsBefore = (await reasonsOf(laptop)).length;
-    const sessionsBefore = await sessionCount(laptop);
     const inner = await userAssertionWith(
       aliceOnLaptop.privateKey,
       assertionClaims(aliceOnLaptop, nonce),
@@ -337,24 +381,8 @@ describe('JWT alg confusion and alg none', () => {
         'bad_user_signature',
       ],
     ];
-    const before = await fingerprint();
-    for (const [what, request] of attacks) {
-      const err = await refusal(c.auth.SignInWithKey!({ request }));
-      expect({ what, code: err.code, reason: err.reason }).toEqual({ what, ...SIGN_IN_FAILED });
-    }
-    await expectNewFailures(
-      { deviceId: laptop.deviceId },
-      reasonsBefore,
-      attacks.map((a) => a[2]),
-    );
-    expect(await fingerprint()).toEqual(before);
-    expect(await sessionCount(laptop)).toBe(sessionsBefore);
     // The refusals did not use the nonce up: the real request with it signs in, once.
-    const ok = await c.auth.SignInWithKey!({
-      request: await t.signInRequest(aliceOnLaptop, nonce),
-    });
-    expect(decodeJwt((ok.tokens as { accessToken: string }).accessToken).sub).toBe(alice.userId);
-    expect(await sessionCount(laptop)).toBe(sessionsBefore + 1);
+    await expectSignInAttacksRefused(aliceOnLaptop, nonce, attacks);
   });
 
   it('refuses a PRT proof with alg none or HS256 under a guessable key, and does not rotate the PRT', async () => {
@@ -433,13 +461,7 @@ describe('kid injection (and jku, x5u, jwk, x5c header injection)', () => {
     const attackerJwk = { ...(await exportJWK(keys.publicKey)), kid: 'attacker', alg: 'ES256' };
     const cert = await forgedDeviceCertificate(t.tenantId, t.admin.userId, keys);
     const { kid: authKid } = decodeProtectedHeader(t.admin.token);
-    const now = Math.floor(Date.now() / 1000);
-    const claims = {
-      ...decodeJwt(t.admin.token),
-      roles: ['admin', 'operator'],
-      iat: now,
-      exp: now + 600,
-    };
+    const claims = escalatedAdminClaims();
     const sign = (header: Record<string, unknown>) =>
       new SignJWT(claims).setProtectedHeader({ ...header, alg: 'ES256' }).sign(keys.privateKey);
     const headers: [string, Record<string, unknown>][] = [
@@ -495,8 +517,6 @@ describe('kid injection (and jku, x5u, jwk, x5c header injection)', () => {
 
   it("refuses key sign-in requests naming another device's key or certificate, or injecting into the credential kid; the nonce stays unused", async () => {
     const nonce = await t.nonce(laptop);
-    const reasonsBefore = (await reasonsOf(laptop)).length;
-    const sessionsBefore = await sessionCount(laptop);
     const claims = assertionClaims(aliceOnLaptop, nonce);
     const inner = await userAssertionWith(
       aliceOnLaptop.privateKey,
@@ -535,51 +555,21 @@ describe('kid injection (and jku, x5u, jwk, x5c header injection)', () => {
       ],
       [
         'credential kid SQL',
-        await outerRequest(
-          laptop,
-          nonce,
-          await userAssertionWith(aliceOnLaptop.privateKey, claims, "' OR '1'='1"),
-        ),
+        await laptopRequest(nonce, aliceOnLaptop, claims, "' OR '1'='1"),
         'bad_user_signature',
       ],
       [
         'credential kid path traversal',
-        await outerRequest(
-          laptop,
-          nonce,
-          await userAssertionWith(aliceOnLaptop.privateKey, claims, '../../credentials/x'),
-        ),
+        await laptopRequest(nonce, aliceOnLaptop, claims, '../../credentials/x'),
         'bad_user_signature',
       ],
       [
         "credential kid of bob's key, signed by alice's",
-        await outerRequest(
-          laptop,
-          nonce,
-          await userAssertionWith(
-            aliceOnLaptop.privateKey,
-            claims,
-            bobOnLaptop.credential.credentialId,
-          ),
-        ),
+        await laptopRequest(nonce, aliceOnLaptop, claims, bobOnLaptop.credential.credentialId),
         'bad_user_signature',
       ],
     ];
-    const before = await fingerprint();
-    for (const [what, request] of attacks) {
-      const err = await refusal(c.auth.SignInWithKey!({ request }));
-      expect({ what, code: err.code, reason: err.reason }).toEqual({ what, ...SIGN_IN_FAILED });
-    }
-    await expectNewFailures(
-      { deviceId: laptop.deviceId },
-      reasonsBefore,
-      attacks.map((a) => a[2]),
-    );
-    expect(await fingerprint()).toEqual(before);
-    expect(await sessionCount(laptop)).toBe(sessionsBefore);
-    await expect(
-      c.auth.SignInWithKey!({ request: await t.signInRequest(aliceOnLaptop, nonce) }),
-    ).resolves.toHaveProperty('tokens');
+    await expectSignInAttacksRefused(aliceOnLaptop, nonce, attacks);
   });
 });
 
@@ -658,9 +648,8 @@ describe('user-assertion substitution (CVE-2023-35348 class)', () => {
     const captured = await t.signInRequest(aliceOnLaptop);
     await c.auth.SignInWithKey!({ request: captured });
     const capturedAssertion = decodeJwt(captured).user_assertion as string;
-    const sessionsBefore = await sessionCount(laptop);
-    const reasonsBefore = (await reasonsOf(laptop)).length;
     const nonce = await t.nonce(laptop);
+    const asAlice = { iss: alice.userId, request_nonce: nonce };
     const attacks: [string, string, string][] = [
       [
         "alice's captured assertion, a fresh nonce outside",
@@ -669,72 +658,27 @@ describe('user-assertion substitution (CVE-2023-35348 class)', () => {
       ],
       [
         "alice's assertion without request_nonce",
-        await outerRequest(
-          laptop,
-          nonce,
-          await userAssertionWith(
-            aliceOnLaptop.privateKey,
-            { iss: alice.userId },
-            aliceOnLaptop.credential.credentialId,
-          ),
-        ),
+        await laptopRequest(nonce, aliceOnLaptop, { iss: alice.userId }),
         'nonce_unknown_or_used',
       ],
       [
         "bob's key claiming to be alice",
-        await outerRequest(
-          laptop,
-          nonce,
-          await userAssertionWith(
-            bobOnLaptop.privateKey,
-            { iss: alice.userId, request_nonce: nonce },
-            bobOnLaptop.credential.credentialId,
-          ),
-        ),
+        await laptopRequest(nonce, bobOnLaptop, asAlice),
         'bad_user_signature',
       ],
       [
         "bob's key under alice's kid",
-        await outerRequest(
-          laptop,
-          nonce,
-          await userAssertionWith(
-            bobOnLaptop.privateKey,
-            { iss: alice.userId, request_nonce: nonce },
-            aliceOnLaptop.credential.credentialId,
-          ),
-        ),
+        await laptopRequest(nonce, bobOnLaptop, asAlice, aliceOnLaptop.credential.credentialId),
         'bad_user_signature',
       ],
       [
         "alice's tablet key in the laptop's request",
-        await outerRequest(
-          laptop,
-          nonce,
-          await userAssertionWith(
-            aliceOnTablet.privateKey,
-            assertionClaims(aliceOnTablet, nonce),
-            aliceOnTablet.credential.credentialId,
-          ),
-        ),
+        await laptopRequest(nonce, aliceOnTablet, assertionClaims(aliceOnTablet, nonce)),
         'credential_device_mismatch',
       ],
     ];
-    const before = await fingerprint();
-    for (const [what, request] of attacks) {
-      const err = await refusal(c.auth.SignInWithKey!({ request }));
-      expect({ what, code: err.code, reason: err.reason }).toEqual({ what, ...SIGN_IN_FAILED });
-    }
-    await expectNewFailures(
-      { deviceId: laptop.deviceId },
-      reasonsBefore,
-      attacks.map((a) => a[2]),
-    );
-    expect(await sessionCount(laptop)).toBe(sessionsBefore);
-    expect(await fingerprint()).toEqual(before);
     // Bob's own sign-in with that nonce still works, as bob: nothing was used up or swapped.
-    const ok = await c.auth.SignInWithKey!({ request: await t.signInRequest(bobOnLaptop, nonce) });
-    expect(decodeJwt((ok.tokens as { accessToken: string }).accessToken).sub).toBe(bob.userId);
+    await expectSignInAttacksRefused(bobOnLaptop, nonce, attacks);
   });
 });
 
@@ -969,22 +913,21 @@ describe('oversized messages', () => {
 
   it('answers a gRPC request one byte over the configured maximum with RESOURCE_EXHAUSTED in every service, which stays healthy', async () => {
     expect(MAX).toBe(4 * 1024 * 1024);
+    // atLimit: the reason the service refuses the request at the limit with (INVALID_ARGUMENT).
     const targets = [
       {
         id: 'latchkey.auth.v1.AuthService/SignInWithPassword',
         client: c.auth,
         base: { tenant: t.tenantId, username: 'someone' },
         field: 'password',
-        token: undefined,
-        atLimit: { code: status.INVALID_ARGUMENT, reason: 'INVALID_SIGN_IN_REQUEST' },
+        atLimit: 'INVALID_SIGN_IN_REQUEST',
       },
       {
         id: 'latchkey.registration.v1.RegistrationService/RegisterDevice',
         client: c.registration,
         base: { tenantId: t.tenantId, joinToken: 'x' },
         field: 'csrPem',
-        token: undefined,
-        atLimit: { code: status.INVALID_ARGUMENT, reason: 'INVALID_DEVICE_REGISTRATION' },
+        atLimit: 'INVALID_DEVICE_REGISTRATION',
       },
       {
         id: 'latchkey.provisioning.v1.ProvisioningService/BeginProvisioning',
@@ -992,7 +935,7 @@ describe('oversized messages', () => {
         base: { deviceId: laptop.deviceId },
         field: 'deviceAssertion',
         token: alice.token,
-        atLimit: { code: status.INVALID_ARGUMENT, reason: 'INVALID_PROVISIONING_REQUEST' },
+        atLimit: 'INVALID_PROVISIONING_REQUEST',
       },
       {
         id: 'latchkey.audit.v1.AuditService/QueryAuditEvents',
@@ -1000,7 +943,7 @@ describe('oversized messages', () => {
         base: { tenantId: t.tenantId },
         field: 'subject',
         token: t.admin.token,
-        atLimit: { code: status.INVALID_ARGUMENT, reason: 'INVALID_AUDIT_QUERY' },
+        atLimit: 'INVALID_AUDIT_QUERY',
       },
     ];
     const before = await fingerprint();
@@ -1019,7 +962,8 @@ describe('oversized messages', () => {
       );
       expect({ id: target.id, code: handled.code, reason: handled.reason }).toEqual({
         id: target.id,
-        ...target.atLimit,
+        code: status.INVALID_ARGUMENT,
+        reason: target.atLimit,
       });
       expect(await healthy(over.rpc.app, over.rpc.service)).toEqual({
         grpc: 'SERVING',

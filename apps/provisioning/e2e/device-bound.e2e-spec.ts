@@ -32,10 +32,11 @@ import {
   type UnaryClient,
 } from '@latchkey/testing';
 import { ecdsaDerToJose } from '@latchkey/tpm';
+import { completeRequest } from './support/complete-request';
 import { CredentialEventLog } from './support/credential-events';
 
 import { TestTokenIssuer } from './support/token-issuer';
-import { newUserKey, proofOver, type UserKey } from './support/user-keys';
+import { newUserKey, type UserKey } from './support/user-keys';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -174,13 +175,7 @@ async function provision(device: Device, userId: string, key: UserKey = newUserK
   );
   const challenge = begun.challenge as string;
   const done = await provisioning.completeProvisioning!(
-    {
-      deviceId: device.deviceId,
-      challenge,
-      publicKeyJwk: key.publicKeyJwk,
-      algorithm: key.algorithm,
-      proofOfPossession: await proofOver(challenge, key),
-    },
+    await completeRequest(device.deviceId, challenge, key),
     md,
   );
   return { key, credential: done.credential as { credentialId: string; status: string } };

@@ -11,6 +11,8 @@ import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProto } from 'grpc-health-check';
 import { grpcAddress, httpBase } from '@latchkey/testing';
 import type { RpcInfo } from './contracts';
+import type { StateProbe } from './state';
+import type { Clients } from './tenants';
 
 export interface Outcome {
   code: number;
@@ -68,6 +70,13 @@ export function callRaw(
 export function closeRawClients(): void {
   for (const c of rawClients.values()) c.close();
   rawClients.clear();
+}
+
+/** After all of a suite's tests: closes its clients, the raw clients and its state probe. */
+export async function closeSuite(c: Clients | undefined, probe: StateProbe | undefined) {
+  c?.close();
+  closeRawClients();
+  await probe?.close();
 }
 
 type HealthCtor = new (

@@ -13,12 +13,15 @@ import { SignJWT } from 'jose';
 import { PLATFORM_TENANT_ID } from '@latchkey/events';
 import { eventually, grpcAddress, grpcClient, type UnaryClient } from '@latchkey/testing';
 import { authClient, seedAccount, signIn, unique } from '../../../apps/auth/e2e/support';
-import { newUserKey, proofOver } from '../../../apps/provisioning/e2e/support/user-keys';
+import { completeRequest } from '../../../apps/provisioning/e2e/support/complete-request';
+import { newUserKey, type UserKey } from '../../../apps/provisioning/e2e/support/user-keys';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-type Keys = Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]['keys'];
+/** The device key's algorithm: ECDSA on P-256 with SHA-256 (WebCrypto parameters). */
+export const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+/** A WebCrypto key pair as @peculiar/x509 wants it for a CSR. */
+export type CsrKeys = Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]['keys'];
 
 export interface Clients {
   auth: UnaryClient;
@@ -99,7 +102,7 @@ export async function deviceMaterial(): Promise<{
   ])) as webcrypto.CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: 'CN=device',
-    keys: keys as unknown as Keys,
+    keys: keys as unknown as CsrKeys,
     signingAlgorithm: EC,
   });
   const transport = (await webcrypto.subtle.generateKey(
@@ -114,6 +117,30 @@ export async function deviceMaterial(): Promise<{
     csrPem: csr.toString('pem'),
     transportPublicKey: `-----BEGIN PUBLIC KEY-----\n${b64}\n-----END PUBLIC KEY-----\n`,
   };
+}
+
+/**
+ * Provisioning as a device does it, for the user of `userToken`: BeginProvisioning with a device
+ * assertion, then CompleteProvisioning with `key`'s public JWK and its proof over the challenge.
+ * Returns the new credential's id.
+ */
+export async function provisionKey(
+  c: Clients,
+  device: Pick<TenantFixture, 'tenantId' | 'deviceId' | 'deviceKeys'>,
+  userToken: string,
+  key: UserKey = newUserKey(),
+): Promise<string> {
+  const md = bearer(userToken);
+  const begun = await c.provisioning.BeginProvisioning!(
+    { deviceId: device.deviceId, deviceAssertion: await deviceAssertion(device) },
+    md,
+  );
+  const challenge = begun.challenge as string;
+  const done = await c.provisioning.CompleteProvisioning!(
+    await completeRequest(device.deviceId, challenge, key),
+    md,
+  );
+  return (done.credential as { credentialId: string }).credentialId;
 }
 
 /** Creates a tenant with an admin, a user, a device, a spare join token and a credential. */
@@ -159,23 +186,10 @@ export async function newTenant(c: Clients, label: string): Promise<TenantFixtur
     softwareKeyStorage: true,
   });
   const deviceId = (registered.device as { deviceId: string }).deviceId;
-  const device = { tenantId, deviceId, deviceKeys: material.keys };
-  const userMd = bearer(userToken);
-  const begun = await c.provisioning.BeginProvisioning!(
-    { deviceId, deviceAssertion: await deviceAssertion(device) },
-    userMd,
-  );
-  const key = newUserKey();
-  const challenge = begun.challenge as string;
-  const done = await c.provisioning.CompleteProvisioning!(
-    {
-      deviceId,
-      challenge,
-      publicKeyJwk: key.publicKeyJwk,
-      algorithm: key.algorithm,
-      proofOfPossession: await proofOver(challenge, key),
-    },
-    userMd,
+  const credentialId = await provisionKey(
+    c,
+    { tenantId, deviceId, deviceKeys: material.keys },
+    userToken,
   );
   return {
     tenantId,
@@ -187,6 +201,6 @@ export async function newTenant(c: Clients, label: string): Promise<TenantFixtur
     deviceId,
     deviceKeys: material.keys,
     joinTokenId: (spare.joinToken as { joinTokenId: string }).joinTokenId,
-    credentialId: (done.credential as { credentialId: string }).credentialId,
+    credentialId,
   };
 }

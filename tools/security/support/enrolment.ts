@@ -25,13 +25,14 @@ import {
   signIn,
   unique,
 } from '../../../apps/auth/e2e/support';
-import { newUserKey, proofOver } from '../../../apps/provisioning/e2e/support/user-keys';
+import { newUserKey } from '../../../apps/provisioning/e2e/support/user-keys';
 import {
   bearer,
   type Clients,
-  deviceAssertion,
   deviceMaterial,
+  EC,
   operator,
+  provisionKey,
 } from '../../fuzz/support/tenants';
 
 /** auth's issuer URL: the `aud` of key sign-in requests and the `iss` of tokens. */
@@ -153,34 +154,17 @@ export class SecurityTenant {
 
   /** Provisioning as a device does it: BeginProvisioning (device assertion), CompleteProvisioning (proof). */
   async provision(device: Device, person: Person): Promise<Key> {
-    const md = bearer(person.token);
-    const begun = await this.c.provisioning.BeginProvisioning!(
-      {
-        deviceId: device.deviceId,
-        deviceAssertion: await deviceAssertion({ ...device, deviceKeys: device.keys }),
-      },
-      md,
-    );
     const key = newUserKey('ES256');
-    const challenge = begun.challenge as string;
-    const done = await this.c.provisioning.CompleteProvisioning!(
-      {
-        deviceId: device.deviceId,
-        challenge,
-        publicKeyJwk: key.publicKeyJwk,
-        algorithm: key.algorithm,
-        proofOfPossession: await proofOver(challenge, key),
-      },
-      md,
+    const credentialId = await provisionKey(
+      this.c,
+      { ...device, deviceKeys: device.keys },
+      person.token,
+      key,
     );
     return {
       device,
       person,
-      credential: {
-        userId: person.userId,
-        credentialId: (done.credential as { credentialId: string }).credentialId,
-        algorithm: 'ES256',
-      },
+      credential: { userId: person.userId, credentialId, algorithm: 'ES256' },
       signer: softwareSigner(key.privateKey, 'ES256'),
       privateKey: key.privateKey,
       publicKey: createPublicKey(key.privateKey),
@@ -291,7 +275,6 @@ export async function forgedDeviceCertificate(
   deviceId: string,
   keys: webcrypto.CryptoKeyPair,
 ): Promise<string> {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: '01',
     name: `CN=${deviceId}`,
@@ -300,7 +283,7 @@ export async function forgedDeviceCertificate(
     keys: keys as unknown as Parameters<
       typeof x509.X509CertificateGenerator.createSelfSigned
     >[0]['keys'],
-    signingAlgorithm: alg,
+    signingAlgorithm: EC,
     extensions: [
       new x509.SubjectAlternativeNameExtension([
         { type: 'url', value: `urn:latchkey:tenant:${tenantId}:device:${deviceId}` },
