@@ -49,8 +49,8 @@ const KNOWN = {
       value: num(/RegisterDevice \(gRPC\):\s+([\d,.]+) registrations\/s/.exec(out)?.[1]),
       unit: 'registrations/s',
       p99Ms: num(/RegisterDevice[^\n]*p99 ([\d.]+) ms/.exec(out)?.[1]),
-      baseline: 'CSR verify + cert sign, one process',
-      baselineValue: num(/CSR verify \+ cert sign only:\s+([\d,.]+) \/s/.exec(out)?.[1]),
+      baseline: 'crypto of one registration, one process',
+      baselineValue: num(/crypto of one registration:\s+([\d,.]+) \/s/.exec(out)?.[1]),
     }),
   },
   nonce: {
