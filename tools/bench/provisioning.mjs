@@ -8,6 +8,8 @@
 // challenge; Complete parses the key, verifies the proof, consumes the challenge,
 // applies the policy and limits and stores the credential with its event. User
 // key pairs and tokens are made before the clock starts.
+// Baseline, same run (after the services stop): the single-process crypto floor of one
+// provisioning — the verifications the service must do, in a loop.
 // Tokens come from a JWKS served by this script (auth's issuer stand-in),
 // trusted by the registration and provisioning it starts (profile `bench`).
 //   node tools/bench/provisioning.mjs [concurrency=32] [seconds=10] [--no-setup]
@@ -16,7 +18,15 @@ import { loadavg } from 'node:os';
 import { generateKeyPairSync, randomUUID, webcrypto } from 'node:crypto';
 import { createRequire } from 'node:module';
 import * as x509 from '@peculiar/x509';
-import { CompactSign, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import {
+  CompactSign,
+  compactVerify,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
 import { setup } from '../scripts/setup.mjs';
 import { client, freePort, pct } from './support/kit.mjs';
 
@@ -80,6 +90,44 @@ async function jwksServer() {
       .sign(privateKey);
   };
   return { server, issuer, token };
+}
+
+/**
+ * One provisioning's server-side crypto, single process: the access token verified twice
+ * (Begin and Complete), the device assertion, the new key imported from its JWK and its proof
+ * of possession verified. (The device certificate's chain is checked once per device, not
+ * per provisioning.)
+ */
+async function cryptoFloor(seconds) {
+  const issuer = await generateKeyPair('ES256');
+  const device = await generateKeyPair('ES256');
+  const user = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = user.publicKey.export({ format: 'jwk' });
+  const token = await new SignJWT({ tid: 't', roles: ['user'], amr: ['pwd', 'otp'] })
+    .setProtectedHeader({ alg: 'ES256', kid: 'k' })
+    .setSubject('u')
+    .setIssuedAt()
+    .setExpirationTime('1h')
+    .sign(issuer.privateKey);
+  const assertion = await new SignJWT({ tid: 't', jti: randomUUID() })
+    .setProtectedHeader({ alg: 'ES256', kid: 'd' })
+    .setSubject('d')
+    .setAudience('latchkey-provisioning')
+    .setIssuedAt()
+    .sign(device.privateKey);
+  const proof = await new CompactSign(new TextEncoder().encode('challenge'))
+    .setProtectedHeader({ alg: 'ES256' })
+    .sign(user.privateKey);
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    await jwtVerify(token, issuer.publicKey, { algorithms: ['ES256'] });
+    await jwtVerify(assertion, device.publicKey, { algorithms: ['ES256'] });
+    await jwtVerify(token, issuer.publicKey, { algorithms: ['ES256'] });
+    await compactVerify(proof, await importJWK(jwk, 'ES256'));
+    n++;
+  }
+  return n / ((performance.now() - t0) / 1000);
 }
 
 async function main() {
@@ -231,6 +279,12 @@ async function main() {
     );
     registration.close();
     provisioning.close();
+    await Promise.all(children.map((c) => stopChild(c)));
+    const floor = await cryptoFloor(Math.min(SECONDS, 5));
+    const rate = latencies.length / elapsed;
+    console.log(
+      `  crypto floor (one process, same run): ${floor.toFixed(0)} provisionings/s; ratio service/floor ${(rate / floor).toFixed(2)}`,
+    );
   } finally {
     await bus.close();
     await Promise.all(children.map((c) => stopChild(c)));
