@@ -14,8 +14,10 @@
 //   node tools/bench/registration.mjs [--seconds 10] [--concurrency 32] [--channels 4] [--no-setup]
 //        [--external --jwks-port P]   (a registration already running on the bench ports, trusting
 //                                      http://127.0.0.1:P as AUTH_ISSUER: e.g. under a profiler)
+//        [--cpu-prof]                 (writes a V8 CPU profile of registration to tmp/bench/prof)
 // Tenant: announced on Kafka as auth does (tenant.created); admin tokens from a
 // JWKS served by this script (auth's issuer stand-in).
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomUUID, webcrypto } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
@@ -122,6 +124,19 @@ async function drive(op, seconds, concurrency = CONCURRENCY) {
   };
 }
 
+/** launcher.startService with a V8 CPU profile written to tmp/bench/prof on exit. */
+function startProfiled(service, { profile, env }) {
+  return spawn(
+    process.execPath,
+    [
+      '--cpu-prof',
+      `--cpu-prof-dir=${path.join(launcher.root, 'tmp/bench/prof')}`,
+      path.join(launcher.root, 'dist/apps', service, 'src/main.js'),
+    ],
+    { cwd: launcher.root, env: launcher.serviceEnv(service, profile, env), stdio: 'ignore' },
+  );
+}
+
 async function main() {
   if (!argv.includes('--no-setup')) await setup({ profile: 'dev' });
   const {
@@ -134,7 +149,7 @@ async function main() {
   const auth = await jwksServer();
   const child = argv.includes('--external')
     ? undefined
-    : launcher.startService('registration', {
+    : (argv.includes('--cpu-prof') ? startProfiled : launcher.startService)('registration', {
         profile: PROFILE,
         logFile: path.join(launcher.root, 'tmp/bench/registration.log'),
         env: { AUTH_ISSUER: auth.issuer, AUTH_JWKS_URL: `${auth.issuer}/.well-known/jwks.json` },

@@ -4,6 +4,8 @@ import { EventsModule, Topics } from '@latchkey/events';
 import {
   AccessTokenVerifier,
   accessTokenVerifierProvider,
+  PG_POOL,
+  pgPoolProvider,
   prismaProvider,
 } from '@latchkey/service-kit';
 import { REGISTRATION_CONFIG, type RegistrationConfig } from './config';
@@ -24,6 +26,7 @@ export class RegistrationModule {
           global: true,
           providers: [
             prismaProvider(PrismaClient),
+            pgPoolProvider(PrismaClient),
             { provide: REGISTRATION_CONFIG, useValue: config },
             {
               provide: KeyEncryption,
@@ -31,7 +34,7 @@ export class RegistrationModule {
             },
             accessTokenVerifierProvider,
           ],
-          exports: [PrismaClient, REGISTRATION_CONFIG, KeyEncryption, AccessTokenVerifier],
+          exports: [PrismaClient, PG_POOL, REGISTRATION_CONFIG, KeyEncryption, AccessTokenVerifier],
         },
         EventsModule.forRoot({
           brokers: config.KAFKA_BROKERS,
