@@ -17,7 +17,6 @@
 //        [--cpu-prof]                 (writes a V8 CPU profile of registration to tmp/bench/prof)
 // Tenant: announced on Kafka as auth does (tenant.created); admin tokens from a
 // JWKS served by this script (auth's issuer stand-in).
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomUUID, webcrypto } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
@@ -27,7 +26,7 @@ import * as x509 from '@peculiar/x509';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { setup } from '../scripts/setup.mjs';
 import { childCpuSeconds } from './proc-cpu.mjs';
-import { client, launcher, pct } from './support/kit.mjs';
+import { client, launcher, pct, startProfiled } from './support/kit.mjs';
 
 const require = createRequire(import.meta.url);
 const argv = process.argv.slice(2);
@@ -124,18 +123,7 @@ async function drive(op, seconds, concurrency = CONCURRENCY) {
   };
 }
 
-/** launcher.startService with a V8 CPU profile written to tmp/bench/prof on exit. */
-function startProfiled(service, { profile, env }) {
-  return spawn(
-    process.execPath,
-    [
-      '--cpu-prof',
-      `--cpu-prof-dir=${path.join(launcher.root, 'tmp/bench/prof')}`,
-      path.join(launcher.root, 'dist/apps', service, 'src/main.js'),
-    ],
-    { cwd: launcher.root, env: launcher.serviceEnv(service, profile, env), stdio: 'ignore' },
-  );
-}
+const startQuietProfiled = (service, opts) => startProfiled(service, { ...opts, stdio: 'ignore' });
 
 async function main() {
   if (!argv.includes('--no-setup')) await setup({ profile: 'dev' });
@@ -149,7 +137,7 @@ async function main() {
   const auth = await jwksServer();
   const child = argv.includes('--external')
     ? undefined
-    : (argv.includes('--cpu-prof') ? startProfiled : launcher.startService)('registration', {
+    : (argv.includes('--cpu-prof') ? startQuietProfiled : launcher.startService)('registration', {
         profile: PROFILE,
         logFile: path.join(launcher.root, 'tmp/bench/registration.log'),
         env: { AUTH_ISSUER: auth.issuer, AUTH_JWKS_URL: `${auth.issuer}/.well-known/jwks.json` },

@@ -14,9 +14,7 @@
 //
 //   node tools/bench/sign-in.mjs [--concurrency 64] [--seconds 10] [--devices 16] [--no-setup]
 import { createHash, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CompactEncrypt, generateKeyPair, importSPKI, jwtVerify, SignJWT } from 'jose';
 import { setup } from '../scripts/setup.mjs';
@@ -26,9 +24,9 @@ import {
   client,
   enrolPairs,
   jws,
-  launcher,
   pct,
   signInOnce,
+  startProfiled,
   startServices,
 } from './support/kit.mjs';
 
@@ -95,19 +93,6 @@ async function cryptoFloor(seconds) {
     n++;
   }
   return n / ((performance.now() - t0) / 1000);
-}
-
-/** launcher.startService with a V8 CPU profile written to tmp/bench/prof on exit. */
-function startProfiled(service, { profile, env }) {
-  return spawn(
-    process.execPath,
-    [
-      '--cpu-prof',
-      `--cpu-prof-dir=${path.join(launcher.root, 'tmp/bench/prof')}`,
-      path.join(launcher.root, 'dist/apps', service, 'src/main.js'),
-    ],
-    { cwd: launcher.root, env: launcher.serviceEnv(service, profile, env), stdio: 'inherit' },
-  );
 }
 
 async function main() {

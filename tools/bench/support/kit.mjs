@@ -6,6 +6,7 @@
 // user keys provisioned by provisioning after password + TOTP — then real key
 // sign-ins. Not a benchmark: tools/bench/all.mjs does not run this folder.
 import { generateKeyPairSync, KeyObject, randomUUID, sign, webcrypto } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { createRequire } from 'node:module';
@@ -53,6 +54,19 @@ export function client(area, service, address, channelOptions = {}) {
       );
     });
   return { call, close: () => raw.close() };
+}
+
+/** launcher.startService with a V8 CPU profile written to tmp/bench/prof on exit. */
+export function startProfiled(service, { profile, env, stdio = 'inherit' }) {
+  return spawn(
+    process.execPath,
+    [
+      '--cpu-prof',
+      `--cpu-prof-dir=${path.join(launcher.root, 'tmp/bench/prof')}`,
+      path.join(launcher.root, 'dist/apps', service, 'src/main.js'),
+    ],
+    { cwd: launcher.root, env: launcher.serviceEnv(service, profile, env), stdio },
+  );
 }
 
 export function freePort() {
