@@ -5,8 +5,8 @@
  * transaction commits when `fn` resolves, rolls back when it throws, and is
  * abandoned (its connection closed, so PostgreSQL rolls it back) after `timeout`.
  */
-import { logConnectionLoss } from '@latchkey/service-kit';
-import type { Pool, PoolClient } from 'pg';
+import { lease } from '@latchkey/service-kit';
+import type { Pool } from 'pg';
 import type { OutboxDatabase, SqlTransaction } from './outbox';
 
 interface Queryable {
@@ -38,19 +38,15 @@ export function pgOutboxDatabase(pool: Pool): OutboxDatabase {
       fn: (tx: SqlTransaction) => Promise<R>,
       options: { maxWait?: number; timeout?: number } = {},
     ): Promise<R> {
-      const client: PoolClient = await pool.connect();
+      // PostgreSQL may drop the connection between two statements (a restart: 57P01): the lease
+      // listens for that while the connection is held; the next statement fails, and the
+      // connection is closed rather than reused.
+      const held = await lease(pool, 'outbox relay');
+      const client = held.client;
       const timeoutMs = options.timeout ?? 5_000;
       let timer: NodeJS.Timeout | undefined;
       // Set when the connection must be closed rather than reused.
       let discard: Error | undefined;
-      // PostgreSQL may drop the connection between two statements (a restart: 57P01); the pool
-      // listens for that only on idle connections, and an 'error' nobody listens for ends the
-      // process. Listened here: the next statement fails, and the connection is discarded.
-      const onError = (err: Error) => {
-        if (!discard) logConnectionLoss('outbox relay', err);
-        discard ??= err;
-      };
-      client.on('error', onError);
       try {
         try {
           await client.query('BEGIN');
@@ -83,8 +79,7 @@ export function pgOutboxDatabase(pool: Pool): OutboxDatabase {
         return result;
       } finally {
         clearTimeout(timer);
-        client.off('error', onError);
-        client.release(discard);
+        held.release(discard);
       }
     },
   };
