@@ -8,11 +8,13 @@ import { randomUUID } from 'node:crypto';
 import { EVENT_CATALOGUE, type DomainEvent } from '@latchkey/events';
 import { z } from 'zod';
 import {
+  facetsOf,
   FAILURE_CODE_VOCABULARY,
   failureReason,
   MAPPED_EVENT_TYPES,
   OCSF_VERSION,
   type OcsfRecord,
+  type RecordFacets,
   toOcsf,
 } from './ocsf';
 
@@ -402,17 +404,135 @@ describe(`OCSF ${OCSF_VERSION} normalization`, () => {
     expect(reuse).toMatchObject({ activity_id: 2, severity_id: 4, session: { uid: sessionId } });
   });
 
-  it('maps the device lifecycle to Entity Management: Enable, Disable, Update, Unenroll', () => {
-    const activity = (type: string) => toOcsf(eventOf(type)).activity_id;
-    expect(activity('dev.latchkey.device.enabled.v1')).toBe(8);
-    expect(activity('dev.latchkey.device.disabled.v1')).toBe(9);
-    expect(activity('dev.latchkey.device.certificate_renewed.v1')).toBe(3);
-    expect(activity('dev.latchkey.device.deleted.v1')).toBe(7);
-    const refused = toOcsf(eventOf('dev.latchkey.device.registration_failed.v1'));
-    expect(refused).toMatchObject({
-      activity_id: 6,
-      status_id: 2,
-      status_code: 'JOIN_TOKEN_EXPIRED',
+  describe('device lifecycle (the payloads registration writes) to Entity Management', () => {
+    const joinTokenId = randomUUID();
+    const base = { class_uid: 3004, category_uid: 3 };
+    const deviceRecord = {
+      entity: { uid: deviceId, type: 'Device' },
+      device: { uid: deviceId, type_id: 0 },
+      status_id: 1,
+      severity_id: 1,
+    };
+    const cases: [string, string, object, Record<string, unknown>, Partial<RecordFacets>][] = [
+      [
+        'a refused registration: Enroll, failed, with the reason',
+        'dev.latchkey.device.registration_failed.v1',
+        {
+          tenantId,
+          reason: 'join_token_expired',
+          joinTokenId,
+          actorId: `join-token:${joinTokenId}`,
+          displayName: 'kiosk-1',
+          osType: 'linux',
+        },
+        {
+          ...base,
+          activity_id: 6,
+          type_uid: 300406,
+          severity_id: 2,
+          status_id: 2,
+          status_code: 'JOIN_TOKEN_EXPIRED',
+          status_detail: 'device registration refused (join_token_expired)',
+          entity: { name: 'kiosk-1', type: 'Device' },
+          actor: { user: { uid: `join-token:${joinTokenId}` } },
+          message: 'device registration refused: JOIN_TOKEN_EXPIRED',
+          unmapped: { joinTokenId, osType: 'linux' },
+        },
+        { statusId: 2, reason: 'JOIN_TOKEN_EXPIRED', deviceUid: null },
+      ],
+      [
+        'a disabled device: Disable, by its admin, the reason unmapped',
+        'dev.latchkey.device.disabled.v1',
+        { tenantId, deviceId, actorId: userId, reason: 'reported lost' },
+        {
+          ...base,
+          ...deviceRecord,
+          activity_id: 9,
+          type_uid: 300409,
+          actor: { user: { uid: userId } },
+          message: `device ${deviceId} disabled`,
+          unmapped: { reason: 'reported lost' },
+        },
+        { statusId: 1, reason: null, deviceUid: deviceId },
+      ],
+      [
+        'an enabled device: Enable, by its admin',
+        'dev.latchkey.device.enabled.v1',
+        { tenantId, deviceId, actorId: userId },
+        {
+          ...base,
+          ...deviceRecord,
+          activity_id: 8,
+          type_uid: 300408,
+          actor: { user: { uid: userId } },
+          message: `device ${deviceId} enabled`,
+        },
+        { statusId: 1, reason: null, deviceUid: deviceId },
+      ],
+      [
+        'a deleted device: Unenroll, the revoked serials unmapped',
+        'dev.latchkey.device.deleted.v1',
+        { tenantId, deviceId, actorId: userId, revokedSerials: ['0a1b', '0c'] },
+        {
+          ...base,
+          ...deviceRecord,
+          activity_id: 7,
+          type_uid: 300407,
+          actor: { user: { uid: userId } },
+          message: `device ${deviceId} unenrolled`,
+          unmapped: { revokedSerials: ['0a1b', '0c'] },
+        },
+        { statusId: 1, reason: null, deviceUid: deviceId },
+      ],
+      [
+        'a renewed device certificate: Update, by the device itself',
+        'dev.latchkey.device.certificate_renewed.v1',
+        {
+          tenantId,
+          deviceId,
+          actorId: `device:${deviceId}`,
+          previousSerial: '0a',
+          certificateSerial: '0b',
+          notAfter: '2027-01-01T00:00:00.000Z',
+          deviceKeyThumbprint: 'x',
+          keyChanged: true,
+        },
+        {
+          ...base,
+          ...deviceRecord,
+          activity_id: 3,
+          type_uid: 300403,
+          actor: { user: { uid: `device:${deviceId}` } },
+          message: `device ${deviceId} certificate renewed`,
+          unmapped: {
+            previousSerial: '0a',
+            certificateSerial: '0b',
+            notAfter: '2027-01-01T00:00:00.000Z',
+            deviceKeyThumbprint: 'x',
+            keyChanged: true,
+          },
+        },
+        { statusId: 1, reason: null, deviceUid: deviceId },
+      ],
+    ];
+
+    it.each(cases)('maps %s', (_name, type, data, expected, facets) => {
+      const event = eventOf(type, data);
+      const record = toOcsf(event, 7n);
+      // Every attribute of the record, so that a field lost (or a fallback to the generic
+      // Base Event mapping) fails here.
+      expect(record).toEqual({
+        ...expected,
+        time: event.time.getTime(),
+        metadata: expect.objectContaining({ event_code: type, sequence: 7 }),
+      });
+      expect(facetsOf(event, record)).toMatchObject({
+        classUid: 3004,
+        activityId: expected.activity_id,
+        userUid: null,
+        credentialUid: null,
+        ...facets,
+      });
     });
   });
 });
