@@ -8,11 +8,7 @@ import {
   redisProvider,
 } from '@latchkey/service-kit';
 import type { ProvisioningConfig } from './config';
-import {
-  CREDENTIAL_EVENTS_CONSUMER,
-  CredentialsModule,
-  PROVISIONING_DLQ_TOPIC,
-} from './credentials/credentials.module';
+import { CREDENTIAL_EVENTS_CONSUMER, CredentialsModule } from './credentials/credentials.module';
 import { PrismaClient } from './generated/prisma/client';
 import { PoliciesModule } from './policies/policies.module';
 
@@ -31,7 +27,7 @@ export class ProvisioningModule {
         EventsModule.forRoot({
           brokers: config.KAFKA_BROKERS,
           clientId: config.KAFKA_CLIENT_ID ?? 'latchkey-provisioning',
-          topics: [Topics.credential, Topics.device, Topics.auth, PROVISIONING_DLQ_TOPIC],
+          topics: [Topics.credential, Topics.device, Topics.auth, Topics.provisioningDlq],
           outboxDatabase: PrismaClient,
           consumer: CREDENTIAL_EVENTS_CONSUMER,
           imports: [CredentialsModule],

@@ -12,7 +12,6 @@ import { REGISTRATION_CONFIG, type RegistrationConfig } from './config';
 import { DevicesModule } from './devices/devices.module';
 import { PrismaClient } from './generated/prisma/client';
 import { JoinTokensModule } from './join-tokens/join-tokens.module';
-import { REGISTRATION_DLQ_TOPIC } from './tenants/tenant-events.consumer';
 import { TENANT_EVENTS_CONSUMER, TenantsModule } from './tenants/tenants.module';
 
 @Module({})
@@ -39,7 +38,7 @@ export class RegistrationModule {
         EventsModule.forRoot({
           brokers: config.KAFKA_BROKERS,
           clientId: config.KAFKA_CLIENT_ID ?? 'latchkey-registration',
-          topics: [Topics.device, Topics.auth, REGISTRATION_DLQ_TOPIC],
+          topics: [Topics.device, Topics.auth, Topics.registrationDlq],
           outboxDatabase: PrismaClient,
           consumer: TENANT_EVENTS_CONSUMER,
           imports: [TenantsModule],

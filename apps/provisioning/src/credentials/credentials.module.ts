@@ -22,8 +22,6 @@ import { TpmKeyAttestationVerifier } from './tpm-key-attestation';
 import { ProvisioningService } from './provisioning.service';
 
 export const CREDENTIAL_EVENTS_CONSUMER = Symbol('CREDENTIAL_EVENTS_CONSUMER');
-/** Where consumed events that cannot be decoded go, with their reason. */
-export const PROVISIONING_DLQ_TOPIC = 'latchkey.provisioning.dlq.v1';
 
 @Module({
   imports: [PoliciesModule],
@@ -64,7 +62,8 @@ export const PROVISIONING_DLQ_TOPIC = 'latchkey.provisioning.dlq.v1';
       ): BatchEventConsumerOptions => ({
         groupId: config.PROVISIONING_CONSUMER_GROUP,
         topics: [Topics.device, Topics.auth],
-        deadLetterTopic: PROVISIONING_DLQ_TOPIC,
+        // Consumed events that cannot be decoded go there, with their reason.
+        deadLetterTopic: Topics.provisioningDlq,
         handle: (events) => reactions.handle(events),
       }),
       inject: [CredentialReactions, SERVICE_CONFIG],

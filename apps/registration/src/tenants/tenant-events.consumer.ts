@@ -10,9 +10,6 @@ import {
 import type { RegistrationConfig } from '../config';
 import type { TenantDirectory } from './tenant-directory.service';
 
-/** Where auth events that registration cannot use go (kept apart from audit's DLQ). */
-export const REGISTRATION_DLQ_TOPIC = 'latchkey.registration.dlq.v1';
-
 export function tenantEventsConsumer(
   tenants: TenantDirectory,
   config: RegistrationConfig,
@@ -21,7 +18,8 @@ export function tenantEventsConsumer(
     groupId:
       config.REGISTRATION_CONSUMER_GROUP ?? config.KAFKA_CLIENT_ID ?? 'latchkey-registration',
     topics: [Topics.auth],
-    deadLetterTopic: REGISTRATION_DLQ_TOPIC,
+    // Auth events registration cannot use (kept apart from audit's DLQ).
+    deadLetterTopic: Topics.registrationDlq,
     handle: async (events: ConsumedEvent[]) => {
       const rejected: { event: ConsumedEvent; reason: string }[] = [];
       for (const event of events) {
