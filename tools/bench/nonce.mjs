@@ -7,13 +7,15 @@
 //
 //   node tools/bench/nonce.mjs [--seconds 10] [--channels 8] [--concurrency 128]
 //                              [--target 127.0.0.1:50253]   (default: starts auth, profile bench)
+//                              [--cpu-prof]   (writes a V8 CPU profile of auth to tmp/bench/prof)
 // Needs the set-up done (npm start or npm test has run once: databases, build).
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { client, launcher, pct } from './support/kit.mjs';
+import { client, launcher, pct, startProfiled } from './support/kit.mjs';
+import { childCpuSeconds } from './proc-cpu.mjs';
 
 const require = createRequire(import.meta.url);
 const grpc = require('@grpc/grpc-js');
@@ -87,6 +89,20 @@ async function bareGrpcServer() {
   return { child, Health, address: `127.0.0.1:${port}` };
 }
 
+/** CPU seconds (user + system) of any process by pid (Linux /proc), or NaN. */
+const processCpuSeconds = (pid) => (pid ? childCpuSeconds({ pid }) : NaN);
+
+/** redis-server's pid when it runs on this machine (INFO server), else undefined. */
+async function redisServerPid(redis) {
+  try {
+    const info = await redis.info('server');
+    const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+    return Number.isFinite(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const call = (client, method, req) =>
   new Promise((resolve, reject) =>
     client[method](req, (err, res) => (err ? reject(err) : resolve(res))),
@@ -96,10 +112,12 @@ async function main() {
   let child;
   let address = args.target;
   if (!address) {
-    child = launcher.startService('auth', {
-      profile: PROFILE,
-      logFile: path.join(launcher.root, 'tmp/bench/auth.log'),
-    });
+    child = process.argv.includes('--cpu-prof')
+      ? startProfiled('auth', { profile: PROFILE, stdio: 'ignore' })
+      : launcher.startService('auth', {
+          profile: PROFILE,
+          logFile: path.join(launcher.root, 'tmp/bench/auth.log'),
+        });
     await launcher.waitReady('auth', PROFILE, { child, timeoutMs: 60_000 });
     address = `127.0.0.1:${launcher.ports('auth', PROFILE).grpc}`;
   }
@@ -116,7 +134,9 @@ async function main() {
       await c.call('ConsumeNonce', { ...binding, nonce });
     };
     await drive(pair, 2); // warm-up
+    const authCpu0 = childCpuSeconds(child);
     const service = await drive(pair);
+    const authCpuUs = ((childCpuSeconds(child) - authCpu0) * 1e6) / service.pairs;
     for (const c of clients) c.close();
 
     // Ceiling of gRPC itself here and now: a bare grpc-js server (another process, no Nest,
@@ -129,23 +149,34 @@ async function main() {
           'latchkey.bench.channel': i,
         }),
     );
-    const grpcOnly = await drive(async (i) => {
+    const bareCall = async (i) => {
       const c = healthClients[i % healthClients.length];
       await call(c, 'check', {});
       await call(c, 'check', {});
-    });
+    };
+    await drive(bareCall, 2); // warm-up (JIT on both sides)
+    const bareCpu0 = childCpuSeconds(bare.child);
+    const clientCpu0 = process.cpuUsage();
+    const grpcOnly = await drive(bareCall);
+    const clientCpu = process.cpuUsage(clientCpu0);
+    // CPU per unary call of a bare grpc-js server (empty handler) and of the grpc-js client.
+    const serverUsPerCall = ((childCpuSeconds(bare.child) - bareCpu0) * 1e6) / (2 * grpcOnly.pairs);
+    const clientUsPerCall = (clientCpu.user + clientCpu.system) / (2 * grpcOnly.pairs);
     for (const c of healthClients) c.close();
     bare.child.kill();
 
     // Baseline: the same two Redis commands straight from Node, same concurrency and connections.
     const redisUrl = launcher.serviceEnv('auth', PROFILE).REDIS_URL;
     const conns = Array.from({ length: CHANNELS }, () => new Redis(redisUrl));
+    const redisPid = await redisServerPid(conns[0]);
+    const redisCpu0 = processCpuSeconds(redisPid);
     const raw = await drive(async (i) => {
       const r = conns[i % conns.length];
       const key = `latchkey:bench:${randomUUID()}`;
       await r.set(key, 'v', 'EX', 60, 'NX');
       await r.getdel(key);
     });
+    const redisUsPerPair = ((processCpuSeconds(redisPid) - redisCpu0) * 1e6) / raw.pairs;
     for (const r of conns) r.disconnect();
 
     const fmt = (x) => Math.round(x).toLocaleString('en-US');
@@ -161,6 +192,20 @@ async function main() {
     console.log(
       `  bare grpc-js  2 unary calls:      ${fmt(grpcOnly.pairsPerSecond)} pairs/s  p50 ${grpcOnly.p50.toFixed(2)} ms  p99 ${grpcOnly.p99.toFixed(2)} ms  (same run, no Nest, no Redis)`,
     );
+    const cores = availableParallelism();
+    const us = (x) => (Number.isFinite(x) ? `${x.toFixed(0)} µs` : 'n/a');
+    console.log(
+      `  CPU per pair: auth ${us(authCpuUs)}; bare grpc-js per unary call: server ${us(serverUsPerCall)}, client ${us(clientUsPerCall)}; redis-server per SET+GETDEL ${us(redisUsPerPair)}`,
+    );
+    // What this machine can do at best: a pair is two unary calls on the server and the client
+    // plus Redis's own work, with nothing of the service's own (no Nest, no checks, no tracing).
+    const floorUs = 2 * serverUsPerCall + 2 * clientUsPerCall + (redisUsPerPair || 0);
+    const floorNoClientUs = 2 * serverUsPerCall + (redisUsPerPair || 0);
+    if (Number.isFinite(floorUs)) {
+      console.log(
+        `  ceiling on ${cores} cores from those costs: ${fmt((cores * 1e6) / floorUs)} pairs/s with the clients on this machine, ${fmt((cores * 1e6) / floorNoClientUs)} pairs/s if the clients cost nothing`,
+      );
+    }
     console.log(
       `  load average: ${loadavg()
         .map((l) => l.toFixed(2))

@@ -449,7 +449,7 @@ describe('kid injection (and jku, x5u, jwk, x5c header injection)', () => {
   async function jwksFetches(): Promise<number> {
     const text = await (await fetch(`${httpBase('auth')}/metrics`)).text();
     const m =
-      /latchkey_requests_total\{[^}]*method="WellKnownHttpController\.jwks"[^}]*\} (\d+)/.exec(
+      /latchkey_requests_total\{[^}]*method="GET \/\.well-known\/jwks\.json"[^}]*\} (\d+)/.exec(
         text,
       );
     if (!m) throw new Error("auth's /metrics does not count JWKS requests");

@@ -16,6 +16,7 @@ import {
 } from '../config/config';
 import { GrpcHealthReporter } from '../health/grpc-health';
 import { HealthRegistry } from '../health/health-registry';
+import { grpcRequestMetrics, httpRequestMetrics, MetricsRegistry } from '../metrics/metrics';
 import { createLogger, PinoNestLogger } from '../logging/logger';
 import { startTelemetry } from '../telemetry';
 import { tolerateMalformedMessages } from './malformed-messages';
@@ -92,6 +93,9 @@ export async function bootstrapService<S extends BaseShape>(
     abortOnError: false,
   });
   const registry = app.get(HealthRegistry);
+  const metrics = app.get(MetricsRegistry);
+  // Before the routes (registered when the app initialises): every request is counted.
+  app.use(httpRequestMetrics(metrics));
   const grpcHealth = new GrpcHealthReporter(registry, def.grpc.services);
 
   app.connectMicroservice<GrpcOptions>(
@@ -103,6 +107,8 @@ export async function bootstrapService<S extends BaseShape>(
         url: `${base.HOST}:${base.GRPC_PORT}`,
         // Explicit, not grpc-js's default by chance: larger messages get RESOURCE_EXHAUSTED.
         maxReceiveMessageLength: base.GRPC_MAX_RECEIVE_MESSAGE_BYTES,
+        // grpc-js takes server interceptors with its channel options (`new Server(options)`).
+        channelOptions: { interceptors: [grpcRequestMetrics(metrics)] },
         loader: { ...def.grpc.loaderOptions, includeDirs: [def.grpc.protoRoot] },
         onLoadPackageDefinition: (
           pkg: PackageDefinition,

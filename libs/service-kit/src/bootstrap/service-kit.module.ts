@@ -1,11 +1,11 @@
 /** What every service gets: config, logger, health, metrics, the error mapping. */
 import { type DynamicModule, Global, Module } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type { Logger } from 'pino';
 import { DomainErrorFilter } from '../errors/exception-filter';
 import { HealthController } from '../health/health.controller';
 import { HealthRegistry } from '../health/health-registry';
-import { MetricsController, MetricsRegistry, RequestMetricsInterceptor } from '../metrics/metrics';
+import { MetricsController, MetricsRegistry } from '../metrics/metrics';
 import { MalformedRequestGuard } from './malformed-messages';
 
 export const SERVICE_CONFIG = Symbol('SERVICE_CONFIG');
@@ -27,7 +27,6 @@ export class ServiceKitModule {
         { provide: SERVICE_CONFIG, useValue: options.config },
         { provide: SERVICE_LOGGER, useValue: options.logger },
         { provide: APP_FILTER, useClass: DomainErrorFilter },
-        { provide: APP_INTERCEPTOR, useClass: RequestMetricsInterceptor },
         { provide: APP_GUARD, useClass: MalformedRequestGuard },
       ],
       exports: [HealthRegistry, MetricsRegistry, SERVICE_NAME, SERVICE_CONFIG, SERVICE_LOGGER],
