@@ -36,6 +36,12 @@ describe.each(['registration', 'provisioning', 'auth', 'audit'])(
       expect(r.stderr).toMatch(/KAFKA_BROKERS: expected host:port/);
     });
 
+    it('exits non-zero naming a Kafka session timeout the brokers would refuse', () => {
+      const r = startWith(service, { KAFKA_SESSION_TIMEOUT_MS: '3000' });
+      expect(r.status).toBe(78);
+      expect(r.stderr).toContain('KAFKA_SESSION_TIMEOUT_MS: must be at least 6000 ms');
+    });
+
     it('exits non-zero naming the missing password of Kafka SASL', () => {
       const r = startWith(service, {
         KAFKA_SASL_MECHANISM: 'scram-sha-512',

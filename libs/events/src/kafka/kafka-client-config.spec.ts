@@ -1,5 +1,5 @@
 import { kafkaConfigShape, loadConfig } from '@latchkey/service-kit';
-import { kafkaSecurityOptions } from './kafka-client-config';
+import { groupTimeouts, kafkaGroupOptions, kafkaSecurityOptions } from './kafka-client-config';
 
 const config = (env: Record<string, string>) =>
   loadConfig(kafkaConfigShape, { KAFKA_BROKERS: 'kafka:9093', ...env });
@@ -67,5 +67,31 @@ describe('kafkaSecurityOptions (config -> kafkajs ssl and sasl)', () => {
     expect(() =>
       kafkaSecurityOptions(config({ KAFKA_SSL: 'true', KAFKA_SSL_CA_FILE: '/missing/ca' }), files),
     ).toThrow(/KAFKA_SSL_CA_FILE: cannot read \/missing\/ca: ENOENT/);
+  });
+});
+
+describe('kafkaGroupOptions and groupTimeouts (config -> kafkajs consumer timings)', () => {
+  it('passes the default session timeouts, which heartbeat as before (every 3 s and 1 s)', () => {
+    const options = kafkaGroupOptions(config({}));
+    expect(options).toEqual({ sessionTimeoutMs: 30_000, listenerSessionTimeoutMs: 10_000 });
+    expect(groupTimeouts(options.sessionTimeoutMs)).toEqual({
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+    });
+    expect(groupTimeouts(options.listenerSessionTimeoutMs)).toEqual({
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+    });
+  });
+
+  it('passes configured timeouts, heartbeating every tenth of the session timeout', () => {
+    const options = kafkaGroupOptions(
+      config({ KAFKA_SESSION_TIMEOUT_MS: '10000', KAFKA_LISTENER_SESSION_TIMEOUT_MS: '6005' }),
+    );
+    expect(options).toEqual({ sessionTimeoutMs: 10_000, listenerSessionTimeoutMs: 6_005 });
+    expect(groupTimeouts(options.listenerSessionTimeoutMs)).toEqual({
+      sessionTimeout: 6_005,
+      heartbeatInterval: 601,
+    });
   });
 });

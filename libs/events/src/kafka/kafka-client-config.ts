@@ -69,3 +69,29 @@ export function kafkaSecurityOptions(
         : { mechanism, username, password };
   return { ssl, sasl };
 }
+
+/** Session timeout and heartbeat of one consumer group, as kafkajs takes them. */
+export interface GroupTimeouts {
+  sessionTimeout: number;
+  heartbeatInterval: number;
+}
+
+/**
+ * A group's heartbeat interval from its session timeout: a tenth of it. kafkajs
+ * heartbeats only between fetches and batches, so a tenth leaves room for several
+ * slow ones before the broker gives up on the member (a third, Kafka's upper
+ * bound, would not), and a member learns of a rebalance within a tenth of it.
+ */
+export function groupTimeouts(sessionTimeoutMs: number): GroupTimeouts {
+  return { sessionTimeout: sessionTimeoutMs, heartbeatInterval: Math.round(sessionTimeoutMs / 10) };
+}
+
+/** The consumer-group timings of the event bus, from the validated KAFKA_* variables. */
+export function kafkaGroupOptions(
+  config: Pick<KafkaConfig, 'KAFKA_SESSION_TIMEOUT_MS' | 'KAFKA_LISTENER_SESSION_TIMEOUT_MS'>,
+): { sessionTimeoutMs: number; listenerSessionTimeoutMs: number } {
+  return {
+    sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+    listenerSessionTimeoutMs: config.KAFKA_LISTENER_SESSION_TIMEOUT_MS,
+  };
+}

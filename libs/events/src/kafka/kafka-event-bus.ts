@@ -21,7 +21,7 @@ import {
   encodeEvent,
   MalformedEventError,
 } from '../cloudevents/codec';
-import type { KafkaSecurityOptions } from './kafka-client-config';
+import { groupTimeouts, type KafkaSecurityOptions } from './kafka-client-config';
 import { contextFromTraceparent, startProcessSpan, startPublishSpan } from './tracing';
 import type { Context } from '@opentelemetry/api';
 
@@ -83,6 +83,10 @@ export interface KafkaEventBusOptions extends Partial<KafkaSecurityOptions> {
   logger?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   numPartitions?: number;
   replicationFactor?: number;
+  /** Session timeout of startConsumer's groups (KAFKA_SESSION_TIMEOUT_MS; default 30 s). */
+  sessionTimeoutMs?: number;
+  /** Session timeout of startListener's groups (KAFKA_LISTENER_SESSION_TIMEOUT_MS; default 10 s). */
+  listenerSessionTimeoutMs?: number;
 }
 
 export class KafkaEventBus implements EventPublisher {
@@ -190,8 +194,7 @@ export class KafkaEventBus implements EventPublisher {
     const consumer = this.kafka.consumer({
       groupId: options.groupId,
       retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 5000 },
-      sessionTimeout: 30000,
-      heartbeatInterval: 3000,
+      ...groupTimeouts(this.options.sessionTimeoutMs ?? 30_000),
       ...(options.maxBytesPerPartition
         ? { maxBytesPerPartition: options.maxBytesPerPartition }
         : {}),
@@ -348,8 +351,7 @@ export class KafkaEventBus implements EventPublisher {
     const consumer = this.kafka.consumer({
       groupId: `${options.groupIdPrefix}-${randomUUID()}`,
       retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 5000 },
-      sessionTimeout: 10000,
-      heartbeatInterval: 1000,
+      ...groupTimeouts(this.options.listenerSessionTimeoutMs ?? 10_000),
       maxWaitTimeInMs: 100,
     });
     this.consumers.push(consumer);

@@ -17,7 +17,7 @@ import {
   SERVICE_LOGGER,
 } from '@latchkey/service-kit';
 import type { Logger } from 'pino';
-import { kafkaSecurityOptions } from '../kafka/kafka-client-config';
+import { kafkaGroupOptions, kafkaSecurityOptions } from '../kafka/kafka-client-config';
 import { type BatchEventConsumerOptions, KafkaEventBus } from '../kafka/kafka-event-bus';
 import { type OutboxDatabase, OutboxRelay } from '../outbox/outbox';
 import { registerOutboxMetrics } from '../outbox/outbox-metrics';
@@ -114,13 +114,15 @@ export class EventsModule {
         { provide: EVENTS_OPTIONS, useValue: options },
         {
           provide: KafkaEventBus,
-          // TLS and SASL come from the service's validated KAFKA_* variables (kafkaConfigShape).
+          // TLS, SASL and group timings come from the service's validated KAFKA_* variables
+          // (kafkaConfigShape).
           useFactory: (logger: Logger, config: KafkaConfig) =>
             new KafkaEventBus({
               brokers: options.brokers,
               clientId: options.clientId,
               logger,
               ...kafkaSecurityOptions(config),
+              ...kafkaGroupOptions(config),
             }),
           inject: [SERVICE_LOGGER, SERVICE_CONFIG],
         },

@@ -124,6 +124,46 @@ describe('Kafka TLS and SASL variables', () => {
   });
 });
 
+describe('Kafka consumer session timeouts', () => {
+  it('default to 30 s for the consumer groups and 10 s for the listeners', () => {
+    const config = loadConfig(shape, valid);
+    expect(config.KAFKA_SESSION_TIMEOUT_MS).toBe(30_000);
+    expect(config.KAFKA_LISTENER_SESSION_TIMEOUT_MS).toBe(10_000);
+  });
+
+  it('accept any whole number of milliseconds the brokers accept, bounds included', () => {
+    expect(
+      loadConfig(shape, {
+        ...valid,
+        KAFKA_SESSION_TIMEOUT_MS: '10000',
+        KAFKA_LISTENER_SESSION_TIMEOUT_MS: '6000',
+      }),
+    ).toMatchObject({ KAFKA_SESSION_TIMEOUT_MS: 10_000, KAFKA_LISTENER_SESSION_TIMEOUT_MS: 6_000 });
+    expect(
+      loadConfig(shape, { ...valid, KAFKA_SESSION_TIMEOUT_MS: '1800000' }).KAFKA_SESSION_TIMEOUT_MS,
+    ).toBe(1_800_000);
+  });
+
+  it.each([
+    ['KAFKA_SESSION_TIMEOUT_MS', '5999', /KAFKA_SESSION_TIMEOUT_MS: must be at least 6000 ms/],
+    ['KAFKA_SESSION_TIMEOUT_MS', '1800001', /KAFKA_SESSION_TIMEOUT_MS: must be at most 1800000 ms/],
+    [
+      'KAFKA_LISTENER_SESSION_TIMEOUT_MS',
+      '1000',
+      /KAFKA_LISTENER_SESSION_TIMEOUT_MS: must be at least 6000 ms/,
+    ],
+    [
+      'KAFKA_SESSION_TIMEOUT_MS',
+      '10s',
+      /KAFKA_SESSION_TIMEOUT_MS: expected a number of milliseconds/,
+    ],
+    ['KAFKA_SESSION_TIMEOUT_MS', '10000.5', /KAFKA_SESSION_TIMEOUT_MS: expected a whole number/],
+  ])('refuse %s=%s at start-up, naming the variable and the limit', (variable, value, message) => {
+    expect(() => loadConfig(shape, { ...valid, [variable]: value })).toThrow(ConfigError);
+    expect(() => loadConfig(shape, { ...valid, [variable]: value })).toThrow(message);
+  });
+});
+
 describe('Redis modes', () => {
   const redisShape = { ...shape, ...redisConfigShape };
   const standalone = { ...valid, REDIS_URL: 'redis://127.0.0.1:6379/0' };

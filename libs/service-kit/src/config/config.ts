@@ -157,6 +157,31 @@ function redisProblems(c: Record<string, unknown>): ConfigProblem[] {
   return problems;
 }
 
+const milliseconds = (min: number, max: number, dflt: number) =>
+  z.coerce.number().int().min(min).max(max).default(dflt);
+
+/**
+ * The range of a consumer group's session timeout that Kafka brokers accept by
+ * default (group.min.session.timeout.ms and group.max.session.timeout.ms, also
+ * the settings of tools/stack's broker): outside it every JoinGroup fails with
+ * INVALID_SESSION_TIMEOUT and the consumer never starts, so it is refused at start-up.
+ */
+const KAFKA_SESSION_TIMEOUT_RANGE_MS = { min: 6_000, max: 1_800_000 } as const;
+
+const sessionTimeout = (dflt: number) =>
+  z.coerce
+    .number({ message: 'expected a number of milliseconds' })
+    .int('expected a whole number of milliseconds')
+    .min(
+      KAFKA_SESSION_TIMEOUT_RANGE_MS.min,
+      `must be at least ${KAFKA_SESSION_TIMEOUT_RANGE_MS.min} ms (the brokers' default group.min.session.timeout.ms)`,
+    )
+    .max(
+      KAFKA_SESSION_TIMEOUT_RANGE_MS.max,
+      `must be at most ${KAFKA_SESSION_TIMEOUT_RANGE_MS.max} ms (the brokers' default group.max.session.timeout.ms)`,
+    )
+    .default(dflt);
+
 /**
  * How the services reach Kafka: bootstrap brokers, and optionally TLS (server
  * CA, client certificate for mutual TLS) and SASL (PLAIN or SCRAM).
@@ -179,6 +204,17 @@ export const kafkaConfigShape = {
     .optional(),
   KAFKA_SASL_USERNAME: z.string().min(1).optional(),
   KAFKA_SASL_PASSWORD: secret,
+  /**
+   * Session timeout of the service's consumer group (audit, provisioning): how long
+   * the broker waits for a silent member (a killed pod) before it hands that member's
+   * partitions to the others. The consumer heartbeats every tenth of it.
+   */
+  KAFKA_SESSION_TIMEOUT_MS: sessionTimeout(30_000),
+  /**
+   * The same for each instance's own listener group (auth's cache invalidation):
+   * after a rebalance the cache serves nothing until the listener is back.
+   */
+  KAFKA_LISTENER_SESSION_TIMEOUT_MS: sessionTimeout(10_000),
 } as const;
 
 function transportProblems(c: Record<string, unknown>): ConfigProblem[] {
@@ -191,9 +227,6 @@ function transportProblems(c: Record<string, unknown>): ConfigProblem[] {
       ]
     : [];
 }
-
-const milliseconds = (min: number, max: number, dflt: number) =>
-  z.coerce.number().int().min(min).max(max).default(dflt);
 
 /**
  * Limits of the HTTP and gRPC servers against slow and oversized requests.
