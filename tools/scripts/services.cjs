@@ -6,11 +6,22 @@ const { createWriteStream, mkdirSync } = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const catalog = require('../services.json');
+const { localKeyEncryptionKey } = require('./local-kek.cjs');
 
 const root = path.resolve(__dirname, '../..');
 
-// Not a secret: encrypts keys of local development and test databases only.
+// Public (it is in this file): it encrypted the local databases' secrets before each clone had
+// a key of its own (local-kek.cjs), and stays configured so that what it encrypted still decrypts.
 const LOCAL_DEV_KEK = 'bGF0Y2hrZXktbG9jYWwtZGV2LWtlay0wMDAwMDAwMDA=';
+
+/**
+ * KEY_ENCRYPTION_KEYS of local development and tests: this clone's own random key first (new
+ * writes use it), then the old public one (decrypts older local data). A deployment supplies
+ * its own from a Kubernetes Secret (the services refuse to start without one).
+ */
+function localKeyEncryptionKeys() {
+  return `${localKeyEncryptionKey(root)},local-dev:${LOCAL_DEV_KEK}`;
+}
 
 function profileOf(name) {
   const p = catalog.profiles[name];
@@ -40,6 +51,11 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
     KAFKA_BROKERS: p.kafka ?? catalog.kafka,
     KAFKAJS_NO_PARTITIONER_WARNING: '1',
     KAFKA_CLIENT_ID: `${p.groupPrefix}${service}`,
+    // A profile may shorten the consumer groups' session timeout (chaos: a killed consumer's
+    // partitions move on sooner); otherwise the services' default (KAFKA_SESSION_TIMEOUT_MS).
+    ...(p.kafkaSessionTimeoutMs
+      ? { KAFKA_SESSION_TIMEOUT_MS: String(p.kafkaSessionTimeoutMs) }
+      : {}),
     DATABASE_URL: `${p.postgres ?? catalog.postgres}${p.dbPrefix}${service}`,
     AUDIT_CONSUMER_GROUP: `${p.groupPrefix}audit`,
     PROVISIONING_CONSUMER_GROUP: `${p.groupPrefix}provisioning`,
@@ -47,9 +63,7 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
     REGISTRATION_GRPC_ADDRESS: `127.0.0.1:${ports('registration', profile).grpc}`,
     // auth looks user keys up with provisioning's GetCredential.
     PROVISIONING_GRPC_ADDRESS: `127.0.0.1:${ports('provisioning', profile).grpc}`,
-    // Local development and tests only: a fixed, public key-encryption key. A deployment supplies
-    // its own from a Kubernetes Secret (the services refuse to start without one).
-    KEY_ENCRYPTION_KEYS: process.env.KEY_ENCRYPTION_KEYS ?? `local-dev:${LOCAL_DEV_KEK}`,
+    KEY_ENCRYPTION_KEYS: process.env.KEY_ENCRYPTION_KEYS ?? localKeyEncryptionKeys(),
     // Every service validates auth's tokens from auth's JWKS; auth issues them under this name.
     AUTH_ISSUER: `http://127.0.0.1:${ports('auth', profile).http}`,
     ...(def.redis ? { REDIS_URL: p.redis ?? catalog.redis } : {}),

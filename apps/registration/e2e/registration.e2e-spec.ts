@@ -8,7 +8,7 @@ import { createHash, randomUUID, webcrypto } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { Metadata } from '@latchkey/testing';
+import { currentKeyEncryptionKeyId, Metadata } from '@latchkey/testing';
 import {
   closeBus,
   failure,
@@ -75,7 +75,10 @@ describe('device registration', () => {
           tenant,
         ])
       ).rows[0] as { encrypted_private_key: string };
-      expect(row.encrypted_private_key).toMatch(/^kek1\.[A-Za-z0-9_-]+\./);
+      // Sealed with the current key: the first of KEY_ENCRYPTION_KEYS (the clone's local one).
+      expect(row.encrypted_private_key.startsWith(`kek1.${currentKeyEncryptionKeyId()}.`)).toBe(
+        true,
+      );
       expect(row.encrypted_private_key).not.toContain('PRIVATE KEY');
     });
 

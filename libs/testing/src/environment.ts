@@ -53,3 +53,15 @@ export function grpcAddress(service: string): string {
 export function httpBase(service: string): string {
   return `http://127.0.0.1:${launcher.ports(service, TEST_PROFILE).http}`;
 }
+
+/**
+ * Id of the key-encryption key the services of the test profile encrypt new secrets with
+ * (the first of the launcher's KEY_ENCRYPTION_KEYS: this clone's local key, unless the
+ * environment sets KEY_ENCRYPTION_KEYS).
+ */
+export function currentKeyEncryptionKeyId(): string {
+  // `<kid>:<key>[,...]`, the first encrypts (libs/crypto parseKeyEncryptionKeys). Parsed here
+  // without libs/crypto: jest's global set-up loads this file without the path mapping.
+  const keys = launcher.serviceEnv('registration', TEST_PROFILE).KEY_ENCRYPTION_KEYS ?? '';
+  return keys.split(',')[0]!.trim().split(':')[0]!;
+}
