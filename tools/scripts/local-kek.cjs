@@ -1,47 +1,26 @@
-// The key-encryption key of local development and tests: 32 random bytes made once per clone
-// and kept out of git, so that no published key encrypts local secrets. services.cjs puts it
+// The key-encryption key of local development and tests: 32 random bytes made once per user
+// and machine, outside the repository, so that no published key encrypts local secrets. services.cjs puts it
 // first in KEY_ENCRYPTION_KEYS (new writes use it), before the fixed public key that encrypted
 // local data until now (which therefore still decrypts).
 'use strict';
 const { randomBytes } = require('node:crypto');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 
 /** `<kid>:<base64 of 32 bytes>`, the form of one KEY_ENCRYPTION_KEYS entry. */
 const SPEC = /^(local-[0-9a-f]{8}):([A-Za-z0-9+/]{43}=)$/;
 
 /**
- * The checkout whose .latchkey/ holds the key: `root` itself, or, in a linked worktree
- * (`git worktree add`), the clone's main checkout. Every worktree of a clone uses the same
- * local databases, so they must share one key: rows one of them wrote must decrypt in the others.
+ * Where the key is: LATCHKEY_LOCAL_KEK_FILE, else latchkey/local-kek in the user's configuration
+ * directory ($XDG_CONFIG_HOME, or ~/.config). One key per user and machine, not per clone: the
+ * local PostgreSQL is the machine's, so every clone, worktree and CI run on it reads the rows the
+ * others encrypted (a fresh clone with a key of its own could not load auth's signing keys).
  */
-function keyHome(root) {
-  const dotGit = path.join(root, '.git');
-  let text;
-  try {
-    if (fs.statSync(dotGit).isDirectory()) return root;
-    text = fs.readFileSync(dotGit, 'utf8');
-  } catch {
-    return root; // not a git checkout (an unpacked archive): the key stays in it
-  }
-  // A linked worktree's .git is a file "gitdir: <clone>/.git/worktrees/<name>"; its
-  // `commondir` names the clone's .git, whose parent is the main checkout.
-  const gitdir = /^gitdir:\s*(.+)$/m.exec(text)?.[1]?.trim();
-  if (!gitdir) return root;
-  const dir = path.resolve(root, gitdir);
-  try {
-    const common = path.resolve(dir, fs.readFileSync(path.join(dir, 'commondir'), 'utf8').trim());
-    return path.basename(common) === '.git' ? path.dirname(common) : root;
-  } catch {
-    return root;
-  }
-}
-
-/** Where the key is: LATCHKEY_LOCAL_KEK_FILE, else <main checkout>/.latchkey/local-kek. */
-function localKekFile(root, env = process.env) {
-  return env.LATCHKEY_LOCAL_KEK_FILE
-    ? path.resolve(env.LATCHKEY_LOCAL_KEK_FILE)
-    : path.join(keyHome(root), '.latchkey', 'local-kek');
+function localKekFile(env = process.env) {
+  if (env.LATCHKEY_LOCAL_KEK_FILE) return path.resolve(env.LATCHKEY_LOCAL_KEK_FILE);
+  const configHome = env.XDG_CONFIG_HOME || path.join(env.HOME || os.homedir(), '.config');
+  return path.join(configHome, 'latchkey', 'local-kek');
 }
 
 function readSpec(file) {
@@ -61,8 +40,8 @@ function readSpec(file) {
  * Concurrent first uses agree: the key is written to a private temporary file and linked into
  * place, which fails for all but one of them; the others read the winner's.
  */
-function localKeyEncryptionKey(root, env = process.env) {
-  const file = localKekFile(root, env);
+function localKeyEncryptionKey(env = process.env) {
+  const file = localKekFile(env);
   if (fs.existsSync(file)) return readSpec(file);
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const spec = `local-${randomBytes(4).toString('hex')}:${randomBytes(32).toString('base64')}`;
@@ -79,4 +58,4 @@ function localKeyEncryptionKey(root, env = process.env) {
   return readSpec(file);
 }
 
-module.exports = { localKeyEncryptionKey, localKekFile, keyHome };
+module.exports = { localKeyEncryptionKey, localKekFile };

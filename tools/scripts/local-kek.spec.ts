@@ -1,6 +1,6 @@
 /** The local key-encryption key (tools/scripts/local-kek.cjs) and KEY_ENCRYPTION_KEYS of the launcher. */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,9 +9,8 @@ import { KeyEncryption, parseKeyEncryptionKeys } from '@latchkey/crypto';
 // CommonJS scripts of the repository, loaded by path (as libs/testing does with services.cjs).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const kek = require('./local-kek.cjs') as {
-  localKeyEncryptionKey(root: string, env?: NodeJS.ProcessEnv): string;
-  localKekFile(root: string, env?: NodeJS.ProcessEnv): string;
-  keyHome(root: string): string;
+  localKeyEncryptionKey(env?: NodeJS.ProcessEnv): string;
+  localKekFile(env?: NodeJS.ProcessEnv): string;
 };
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const launcher = require('./services.cjs') as {
@@ -28,62 +27,61 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('localKeyEncryptionKey', () => {
-  it('makes a random 32-byte key once, in .latchkey/local-kek with mode 0600, and reuses it', () => {
-    const spec = kek.localKeyEncryptionKey(dir, {});
+  it('makes a random 32-byte key once, in $XDG_CONFIG_HOME/latchkey/local-kek with mode 0600, and reuses it', () => {
+    const env = { XDG_CONFIG_HOME: dir };
+    const spec = kek.localKeyEncryptionKey(env);
     const keys = parseKeyEncryptionKeys(spec);
     const [kid, key] = [...keys][0]!;
     expect(keys.size).toBe(1);
     expect(kid).toMatch(/^local-[0-9a-f]{8}$/);
     expect(key.equals(LOCAL_DEV_KEK)).toBe(false);
-    const file = join(dir, '.latchkey', 'local-kek');
+    const file = join(dir, 'latchkey', 'local-kek');
     expect(readFileSync(file, 'utf8')).toBe(`${spec}\n`);
     expect(statSync(file).mode & 0o777).toBe(0o600);
-    expect(statSync(join(dir, '.latchkey')).mode & 0o077).toBe(0);
-    expect(kek.localKeyEncryptionKey(dir, {})).toBe(spec);
+    expect(statSync(join(dir, 'latchkey')).mode & 0o077).toBe(0);
+    expect(kek.localKeyEncryptionKey(env)).toBe(spec);
     const other = mkdtempSync(join(tmpdir(), 'local-kek-other-'));
     try {
-      expect(kek.localKeyEncryptionKey(other, {})).not.toBe(spec); // another clone, another key
+      // Another user or machine, another key.
+      expect(kek.localKeyEncryptionKey({ XDG_CONFIG_HOME: other })).not.toBe(spec);
     } finally {
       rmSync(other, { recursive: true, force: true });
     }
   });
 
   it('gives processes that make it at the same moment one and the same key', async () => {
-    const script = `process.stdout.write(require(${JSON.stringify(require.resolve('./local-kek.cjs'))}).localKeyEncryptionKey(${JSON.stringify(dir)}, {}))`;
+    const script = `process.stdout.write(require(${JSON.stringify(require.resolve('./local-kek.cjs'))}).localKeyEncryptionKey({ XDG_CONFIG_HOME: ${JSON.stringify(dir)} }))`;
     const specs = await Promise.all(
       Array.from({ length: 6 }, async () => (await run(process.execPath, ['-e', script])).stdout),
     );
     expect(new Set(specs).size).toBe(1);
-    expect(readFileSync(join(dir, '.latchkey', 'local-kek'), 'utf8')).toBe(`${specs[0]}\n`);
+    expect(readFileSync(join(dir, 'latchkey', 'local-kek'), 'utf8')).toBe(`${specs[0]}\n`);
   });
 
   it('tightens the mode of an existing key file, and refuses a damaged one instead of replacing it', () => {
-    const spec = kek.localKeyEncryptionKey(dir, {});
-    const file = join(dir, '.latchkey', 'local-kek');
+    const env = { XDG_CONFIG_HOME: dir };
+    const spec = kek.localKeyEncryptionKey(env);
+    const file = join(dir, 'latchkey', 'local-kek');
     writeFileSync(file, `${spec}\n`, { mode: 0o644 });
-    expect(kek.localKeyEncryptionKey(dir, {})).toBe(spec);
+    expect(kek.localKeyEncryptionKey(env)).toBe(spec);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     writeFileSync(file, 'local-dev:c2hvcnQ=\n');
-    expect(() => kek.localKeyEncryptionKey(dir, {})).toThrow(
+    expect(() => kek.localKeyEncryptionKey(env)).toThrow(
       /local-kek is not a local key-encryption key .*delete it and reset the local databases/,
     );
     expect(readFileSync(file, 'utf8')).toBe('local-dev:c2hvcnQ=\n');
   });
 
-  it("is the main checkout's in a linked worktree, and where LATCHKEY_LOCAL_KEK_FILE says", () => {
-    const main = join(dir, 'main');
-    const worktree = join(dir, 'wt');
-    mkdirSync(join(main, '.git', 'worktrees', 'wt'), { recursive: true });
-    mkdirSync(worktree);
-    writeFileSync(join(main, '.git', 'worktrees', 'wt', 'commondir'), '../..\n');
-    writeFileSync(join(worktree, '.git'), `gitdir: ${join(main, '.git', 'worktrees', 'wt')}\n`);
-    expect(kek.keyHome(main)).toBe(main);
-    expect(kek.keyHome(worktree)).toBe(main);
-    expect(kek.keyHome(join(dir, 'no-git'))).toBe(join(dir, 'no-git'));
-    expect(kek.localKeyEncryptionKey(worktree, {})).toBe(kek.localKeyEncryptionKey(main, {}));
+  it('is one per user and machine (~/.config unless XDG_CONFIG_HOME), or where LATCHKEY_LOCAL_KEK_FILE says', () => {
+    expect(kek.localKekFile({ HOME: '/home/dev' })).toBe('/home/dev/.config/latchkey/local-kek');
+    expect(kek.localKekFile({ HOME: '/home/dev', XDG_CONFIG_HOME: '/cfg' })).toBe(
+      '/cfg/latchkey/local-kek',
+    );
     const elsewhere = join(dir, 'elsewhere', 'kek');
-    expect(kek.localKekFile(worktree, { LATCHKEY_LOCAL_KEK_FILE: elsewhere })).toBe(elsewhere);
-    expect(kek.localKeyEncryptionKey(worktree, { LATCHKEY_LOCAL_KEK_FILE: elsewhere })).toBe(
+    expect(kek.localKekFile({ XDG_CONFIG_HOME: '/cfg', LATCHKEY_LOCAL_KEK_FILE: elsewhere })).toBe(
+      elsewhere,
+    );
+    expect(kek.localKeyEncryptionKey({ LATCHKEY_LOCAL_KEK_FILE: elsewhere })).toBe(
       readFileSync(elsewhere, 'utf8').trim(),
     );
   });

@@ -20,7 +20,7 @@ const LOCAL_DEV_KEK = 'bGF0Y2hrZXktbG9jYWwtZGV2LWtlay0wMDAwMDAwMDA=';
  * its own from a Kubernetes Secret (the services refuse to start without one).
  */
 function localKeyEncryptionKeys() {
-  return `${localKeyEncryptionKey(root)},local-dev:${LOCAL_DEV_KEK}`;
+  return `${localKeyEncryptionKey()},local-dev:${LOCAL_DEV_KEK}`;
 }
 
 function profileOf(name) {
