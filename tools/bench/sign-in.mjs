@@ -173,10 +173,15 @@ async function main() {
     console.log(
       `  CPU per sign-in: auth ${authCpuMs.toFixed(2)} ms, crypto floor ${floorCpuMs.toFixed(2)} ms (the floor is ${((100 * floorCpuMs) / authCpuMs).toFixed(0)}% of auth's CPU; GetNonce included)`,
     );
+    // What this machine can do at best: every core doing nothing but a sign-in's crypto.
+    const cores = availableParallelism();
+    console.log(
+      `  ceiling from the floor: ${fmt((cores * 1000) / floorCpuMs)} sign-ins/s on ${cores} cores with nothing but crypto running; ${fmt(TARGET.perSecond)}/s needs ${((floorCpuMs * TARGET.perSecond) / 1000).toFixed(1)} cores for the crypto alone (before gRPC, PostgreSQL, Redis, Kafka and the clients)`,
+    );
     console.log(
       `  load average: ${loadavg()
         .map((l) => l.toFixed(2))
-        .join(' ')} on ${availableParallelism()} cores`,
+        .join(' ')} on ${cores} cores`,
     );
     console.log(
       `  ratio service/floor: ${ratio.toFixed(2)}   targets: >= ${fmt(TARGET.perSecond)}/s ${service.perSecond >= TARGET.perSecond ? 'met' : 'NOT met'}, p99 <= ${TARGET.p99} ms ${service.p99 <= TARGET.p99 ? 'met' : 'NOT met'}, ratio >= ${TARGET.ratio} ${ratio >= TARGET.ratio ? 'met' : 'NOT met'}`,
