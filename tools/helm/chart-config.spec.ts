@@ -99,6 +99,7 @@ const DELIBERATE_OVERRIDES: Record<string, string> = {
 const DERIVED_HINTS: Record<string, string> = {
   REDIS_MODE: 'set services.<svc>.redis: true in values.yaml',
   KEY_ENCRYPTION_KEYS: 'set services.<svc>.keyEncryption: true in values.yaml',
+  INTERNAL_CALL_KEYS: 'set services.<svc>.internalCalls: true in values.yaml',
   AUTH_ISSUER: 'set services.<svc>.tokens: verifier (or issuer) in values.yaml',
   AUTH_AUDIENCE: 'set services.<svc>.tokens: verifier (or issuer) in values.yaml',
   AUTH_JWKS_URL: 'set services.<svc>.tokens: verifier in values.yaml',
@@ -115,6 +116,7 @@ function hintFor(name: string, service: string): string {
 const SECRET_SAMPLES: Record<string, string> = {
   DATABASE_URL: 'postgresql://latchkey:secret@db:5432/latchkey',
   KEY_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
+  INTERNAL_CALL_KEYS: `ic1:${Buffer.alloc(32, 8).toString('base64')}`,
   REDIS_PASSWORD: 'secret',
   REDIS_SENTINEL_PASSWORD: 'secret',
   KAFKA_SASL_PASSWORD: 'secret',

@@ -128,6 +128,7 @@ const ARCHITECTURE_CALLS = /^(auth -> (provisioning|registration)|provisioning -
 const SECRET_VARS = [
   'DATABASE_URL',
   'KEY_ENCRYPTION_KEYS',
+  'INTERNAL_CALL_KEYS',
   'REDIS_PASSWORD',
   'REDIS_SENTINEL_PASSWORD',
   'KAFKA_SASL_PASSWORD',
@@ -297,6 +298,10 @@ describe.each(Object.keys(VALUE_SETS))('the chart with the %s values', (set) => 
         expect(env.find((e) => e.name === 'KEY_ENCRYPTION_KEYS')?.valueFrom?.secretKeyRef).toEqual(
           expect.objectContaining({ name: expect.any(String) }),
         );
+      // Every service that makes or serves service-to-service calls holds their key.
+      expect(env.find((e) => e.name === 'INTERNAL_CALL_KEYS')?.valueFrom?.secretKeyRef?.name).toBe(
+        values.services[svc].internalCalls ? 'latchkey-internal-calls' : undefined,
+      );
     }
   });
 

@@ -197,7 +197,7 @@ describe('deploy/compose/compose.yaml', () => {
         compose.services[svc].environment as Record<string, unknown>,
       ))
         env[k] = String(v).replace(
-          /^\$\{KEY_ENCRYPTION_KEYS:\?.*\}$/,
+          /^\$\{(KEY_ENCRYPTION_KEYS|INTERNAL_CALL_KEYS):\?.*\}$/,
           `k1:${Buffer.alloc(32).toString('base64')}`,
         );
       const unknown = Object.keys(env).filter(

@@ -44,14 +44,14 @@ const EXEMPT: Record<string, string> = {
   'latchkey.auth.v1.AuthService/RefreshWithPrt':
     'PRT-authenticated: the refresh token and a proof keyed by the session key, no admin token',
   'latchkey.registration.v1.RegistrationService/GetDevice':
-    'internal service-to-service lookup (auth, provisioning), no caller token',
+    'internal service-to-service lookup: only auth and provisioning, with the deployment’s internal-call token (tools/security/internal-calls)',
   'latchkey.registration.v1.RegistrationService/RenewDeviceCertificate':
     'authorized by an assertion signed by the device’s current key, not by a token',
   'latchkey.registration.v1.RegistrationService/GetTenantCaCertificate':
     'public: the tenant CA certificate',
   'latchkey.registration.v1.RegistrationService/GetCertificateRevocationList': 'public: the CRL',
   'latchkey.provisioning.v1.ProvisioningService/GetCredential':
-    'internal lookup for auth’s key sign-in, no caller token, not exposed over HTTP',
+    'internal lookup for auth’s key sign-in: only auth, with the deployment’s internal-call token (tools/security/internal-calls)',
   'latchkey.provisioning.v1.ProvisioningService/BeginProvisioning':
     'a user token plus a device assertion; another tenant’s device is refused: checked below',
   'latchkey.provisioning.v1.ProvisioningService/CompleteProvisioning':

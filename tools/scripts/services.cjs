@@ -4,6 +4,7 @@
 const { spawn } = require('node:child_process');
 const { createWriteStream, mkdirSync } = require('node:fs');
 const http = require('node:http');
+const { createHmac } = require('node:crypto');
 const path = require('node:path');
 const catalog = require('../services.json');
 const { localKeyEncryptionKey } = require('./local-kek.cjs');
@@ -21,6 +22,19 @@ const LOCAL_DEV_KEK = 'bGF0Y2hrZXktbG9jYWwtZGV2LWtlay0wMDAwMDAwMDA=';
  */
 function localKeyEncryptionKeys() {
   return `${localKeyEncryptionKey()},local-dev:${LOCAL_DEV_KEK}`;
+}
+
+/**
+ * INTERNAL_CALL_KEYS of local development and tests: derived from the local key-encryption key
+ * (HMAC with a label of its own: knowing it tells nothing of that key), so every service and
+ * every clone on this machine shares it without another file. A deployment supplies its own.
+ */
+function localInternalCallKeys() {
+  const [kid, key] = localKeyEncryptionKey().split(':');
+  const derived = createHmac('sha256', Buffer.from(key, 'base64'))
+    .update('latchkey internal-call key v1')
+    .digest('base64');
+  return `${kid}-ic:${derived}`;
 }
 
 function profileOf(name) {
@@ -64,6 +78,8 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
     // auth looks user keys up with provisioning's GetCredential.
     PROVISIONING_GRPC_ADDRESS: `127.0.0.1:${ports('provisioning', profile).grpc}`,
     KEY_ENCRYPTION_KEYS: process.env.KEY_ENCRYPTION_KEYS ?? localKeyEncryptionKeys(),
+    // Service-to-service calls (GetDevice, GetCredential) are signed with it.
+    INTERNAL_CALL_KEYS: process.env.INTERNAL_CALL_KEYS ?? localInternalCallKeys(),
     // Every service validates auth's tokens from auth's JWKS; auth issues them under this name.
     AUTH_ISSUER: `http://127.0.0.1:${ports('auth', profile).http}`,
     ...(def.redis ? { REDIS_URL: p.redis ?? catalog.redis } : {}),

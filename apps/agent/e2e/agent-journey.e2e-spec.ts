@@ -11,7 +11,7 @@
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { grpcAddress, httpBase, LOG_DIR, TMP_DIR } from '@latchkey/testing';
+import { grpcAddress, httpBase, internalCall, LOG_DIR, TMP_DIR } from '@latchkey/testing';
 import {
   agent,
   AgentTenant,
@@ -90,7 +90,10 @@ describe.each(['grpc', 'https'] as const)(
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       deviceId = (JSON.parse(r.stdout) as { deviceId: string }).deviceId;
-      const { device } = (await t.registration.getDevice!({ tenantId: t.tenantId, deviceId })) as {
+      const { device } = (await t.registration.getDevice!(
+        { tenantId: t.tenantId, deviceId },
+        await internalCall('auth', 'registration'),
+      )) as {
         device: { status: string; attestationLevel: string; displayName: string };
       };
       expect(device).toMatchObject({

@@ -15,7 +15,13 @@
 import { generateKeyPairSync, verify } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LOG_DIR, SoftwareTpm, TMP_DIR, tpmRootAndAikCertificate } from '@latchkey/testing';
+import {
+  internalCall,
+  LOG_DIR,
+  SoftwareTpm,
+  TMP_DIR,
+  tpmRootAndAikCertificate,
+} from '@latchkey/testing';
 import { WrongPinError } from '../src/keystore/pin-sealed-key';
 import { TpmLockoutError, TpmUserKeys } from '../src/tpm/tpm-user-key';
 import {
@@ -167,7 +173,10 @@ describe('latchkey-agent in TPM mode: the whole journey against the real stack',
     const out = JSON.parse(r.stdout) as { deviceId: string; attestationLevel: string };
     expect(out.attestationLevel).toBe('ATTESTATION_LEVEL_TPM');
     deviceId = out.deviceId;
-    const { device } = (await t.registration.getDevice!({ tenantId: t.tenantId, deviceId })) as {
+    const { device } = (await t.registration.getDevice!(
+      { tenantId: t.tenantId, deviceId },
+      await internalCall('auth', 'registration'),
+    )) as {
       device: { status: string; attestationLevel: string };
     };
     expect(device).toMatchObject({

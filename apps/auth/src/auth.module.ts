@@ -2,6 +2,8 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { KeyEncryption } from '@latchkey/crypto';
 import { EventsModule, Topics } from '@latchkey/events';
 import {
+  InternalCallSigner,
+  internalCallSignerProvider,
   PG_POOL,
   pgPoolProvider,
   prismaProvider,
@@ -30,6 +32,7 @@ export class AuthModule {
             prismaProvider(PrismaClient),
             pgPoolProvider(PrismaClient),
             redisProvider,
+            internalCallSignerProvider,
             { provide: AUTH_CONFIG, useValue: config },
             { provide: KeyEncryption, useValue: new KeyEncryption(config.KEY_ENCRYPTION_KEYS) },
             {
@@ -37,7 +40,15 @@ export class AuthModule {
               useValue: new PasswordHasher({ logN: config.PASSWORD_SCRYPT_LOG_N, r: 8, p: 1 }),
             },
           ],
-          exports: [PrismaClient, PG_POOL, REDIS, AUTH_CONFIG, KeyEncryption, PasswordHasher],
+          exports: [
+            PrismaClient,
+            PG_POOL,
+            REDIS,
+            AUTH_CONFIG,
+            KeyEncryption,
+            PasswordHasher,
+            InternalCallSigner,
+          ],
         },
         EventsModule.forRoot({
           brokers: config.KAFKA_BROKERS,

@@ -1,6 +1,11 @@
 /** Configuration of the auth service. */
 import { keyEncryptionConfigShape } from '@latchkey/crypto';
-import { baseConfigShape, databaseConfigShape, redisConfigShape } from '@latchkey/service-kit';
+import {
+  baseConfigShape,
+  databaseConfigShape,
+  redisConfigShape,
+  internalCallConfigShape,
+} from '@latchkey/service-kit';
 import { z } from 'zod';
 
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port');
@@ -13,6 +18,7 @@ export const authConfigShape = {
   ...databaseConfigShape,
   ...redisConfigShape,
   ...keyEncryptionConfigShape,
+  ...internalCallConfigShape,
   /** Public base URL of auth: the `iss` of its tokens and the base of OIDC discovery. */
   AUTH_ISSUER: z
     .string()

@@ -27,6 +27,7 @@ import {
   startExtraService,
   TEST_PROFILE,
   type UnaryClient,
+  internalCall,
 } from '@latchkey/testing';
 import { challengeBinding } from '../src/credentials/challenge-binding';
 import { CredentialEventLog } from './support/credential-events';
@@ -96,7 +97,10 @@ async function provisionedUser(tenantId = randomUUID()) {
 }
 
 async function statusOf(c: { tenantId: string; credentialId: string }): Promise<string> {
-  const res = await client.getCredential!({ tenantId: c.tenantId, credentialId: c.credentialId });
+  const res = await client.getCredential!(
+    { tenantId: c.tenantId, credentialId: c.credentialId },
+    await internalCall('auth', 'provisioning'),
+  );
   return (res.credential as { status: string }).status;
 }
 

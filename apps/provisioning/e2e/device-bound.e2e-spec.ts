@@ -30,6 +30,7 @@ import {
   startExtraService,
   tpmRootAndAikCertificate,
   type UnaryClient,
+  internalCall,
 } from '@latchkey/testing';
 import { ecdsaDerToJose } from '@latchkey/tpm';
 import { completeRequest } from './support/complete-request';
@@ -182,7 +183,10 @@ async function provision(device: Device, userId: string, key: UserKey = newUserK
 }
 
 async function statusOf(tenantId: string, credentialId: string): Promise<string> {
-  const res = await provisioning.getCredential!({ tenantId, credentialId });
+  const res = await provisioning.getCredential!(
+    { tenantId, credentialId },
+    await internalCall('auth', 'provisioning'),
+  );
   return (res.credential as { status: string }).status;
 }
 
@@ -300,7 +304,10 @@ describe('Begin → Complete with a registered device', () => {
     expect(
       (
         await failure(
-          provisioning.getCredential!({ tenantId, credentialId: key.expectedCredentialId }),
+          provisioning.getCredential!(
+            { tenantId, credentialId: key.expectedCredentialId },
+            await internalCall('auth', 'provisioning'),
+          ),
         )
       ).code,
     ).toBe(status.NOT_FOUND);

@@ -21,6 +21,7 @@ import {
   reasonOf,
   TEST_PROFILE,
   type UnaryClient,
+  internalCall,
 } from '@latchkey/testing';
 import { challengeBinding } from '../src/credentials/challenge-binding';
 import { CredentialEventLog } from './support/credential-events';
@@ -233,10 +234,10 @@ describe('CompleteProvisioning', () => {
       algorithm: 'ES256',
       attestationLevel: 'software',
     });
-    const got = await client.getCredential!({
-      tenantId: user.tenantId,
-      credentialId: key.expectedCredentialId,
-    });
+    const got = await client.getCredential!(
+      { tenantId: user.tenantId, credentialId: key.expectedCredentialId },
+      await internalCall('auth', 'provisioning'),
+    );
     expect(got.credential).toMatchObject({
       status: 'CREDENTIAL_STATUS_ACTIVE',
       userId: user.userId,
@@ -259,10 +260,10 @@ describe('CompleteProvisioning', () => {
     const second = newUserKey();
     const res = await complete(user, deviceId, second);
     expect(res.replacedCredentialIds).toEqual([first.expectedCredentialId]);
-    const old = await client.getCredential!({
-      tenantId: user.tenantId,
-      credentialId: first.expectedCredentialId,
-    });
+    const old = await client.getCredential!(
+      { tenantId: user.tenantId, credentialId: first.expectedCredentialId },
+      await internalCall('auth', 'provisioning'),
+    );
     expect(old.credential).toMatchObject({
       status: 'CREDENTIAL_STATUS_REVOKED',
       statusReason: 'replaced',
@@ -358,10 +359,10 @@ describe('CompleteProvisioning', () => {
         reason: 'challenge_unknown_or_used',
       });
       const lookup = await failure(
-        client.getCredential!({
-          tenantId: user.tenantId,
-          credentialId: second.expectedCredentialId,
-        }),
+        client.getCredential!(
+          { tenantId: user.tenantId, credentialId: second.expectedCredentialId },
+          await internalCall('auth', 'provisioning'),
+        ),
       );
       expect(lookup.code).toBe(status.NOT_FOUND);
     });
@@ -667,7 +668,10 @@ describe('credential lifecycle', () => {
     const key = newUserKey();
     await complete(user, deviceId, key);
     const err = await failure(
-      client.getCredential!({ tenantId: randomUUID(), credentialId: key.expectedCredentialId }),
+      client.getCredential!(
+        { tenantId: randomUUID(), credentialId: key.expectedCredentialId },
+        await internalCall('auth', 'provisioning'),
+      ),
     );
     expect({ code: err.code, reason: err.reason }).toEqual({
       code: status.NOT_FOUND,

@@ -4,6 +4,7 @@ import {
   databaseConfigShape,
   redisConfigShape,
   tokenValidationConfigShape,
+  internalCallConfigShape,
 } from '@latchkey/service-kit';
 import { z } from 'zod';
 
@@ -12,6 +13,7 @@ export const provisioningConfigShape = {
   ...databaseConfigShape,
   ...redisConfigShape,
   ...tokenValidationConfigShape,
+  ...internalCallConfigShape,
   /** registration's gRPC endpoint (host:port), for GetDevice. */
   REGISTRATION_GRPC_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port'),
   /** Deadline of each call to registration. */

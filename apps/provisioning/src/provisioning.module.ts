@@ -3,6 +3,10 @@ import { EventsModule, Topics } from '@latchkey/events';
 import {
   accessTokenVerifierProvider,
   AccessTokenVerifier,
+  InternalCallSigner,
+  internalCallSignerProvider,
+  InternalCallVerifier,
+  internalCallVerifierProvider,
   prismaProvider,
   REDIS,
   redisProvider,
@@ -21,8 +25,20 @@ export class ProvisioningModule {
         {
           module: class InfrastructureModule {},
           global: true,
-          providers: [prismaProvider(PrismaClient), redisProvider, accessTokenVerifierProvider],
-          exports: [PrismaClient, REDIS, AccessTokenVerifier],
+          providers: [
+            prismaProvider(PrismaClient),
+            redisProvider,
+            accessTokenVerifierProvider,
+            internalCallVerifierProvider,
+            internalCallSignerProvider,
+          ],
+          exports: [
+            PrismaClient,
+            REDIS,
+            AccessTokenVerifier,
+            InternalCallVerifier,
+            InternalCallSigner,
+          ],
         },
         EventsModule.forRoot({
           brokers: config.KAFKA_BROKERS,

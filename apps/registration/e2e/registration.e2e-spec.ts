@@ -8,7 +8,7 @@ import { createHash, randomUUID, webcrypto } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { currentKeyEncryptionKeyId, Metadata } from '@latchkey/testing';
+import { currentKeyEncryptionKeyId, internalCall, Metadata } from '@latchkey/testing';
 import {
   closeBus,
   failure,
@@ -179,7 +179,10 @@ describe('device registration', () => {
       expect(device.attestationLevel).toBe('ATTESTATION_LEVEL_SOFTWARE');
       expect(device.deviceKeyThumbprint).toMatch(/^[A-Za-z0-9_-]{43}$/);
       expect(device.transportKeyThumbprint).toMatch(/^[A-Za-z0-9_-]{43}$/);
-      const got = await reg.client.getDevice!({ tenantId: tenant, deviceId: device.deviceId });
+      const got = await reg.client.getDevice!(
+        { tenantId: tenant, deviceId: device.deviceId },
+        await internalCall('auth', 'registration'),
+      );
       expect(got.device).toMatchObject({
         deviceId: device.deviceId,
         certificateSerial: device.certificateSerial,
@@ -675,7 +678,10 @@ describe('device registration', () => {
       ).toMatchObject({ code: status.NOT_FOUND, reason: 'JOIN_TOKEN_NOT_FOUND' });
       const list = await reg.client.listDevices!({ tenantId: other, pageSize: 500 }, adminOfB);
       expect((list.devices as ProtoDevice[]).map((d) => d.deviceId)).not.toContain(deviceOfA);
-      const device = await reg.client.getDevice!({ tenantId: tenant, deviceId: deviceOfA });
+      const device = await reg.client.getDevice!(
+        { tenantId: tenant, deviceId: deviceOfA },
+        await internalCall('auth', 'registration'),
+      );
       expect((device.device as ProtoDevice).status).toBe('DEVICE_STATUS_ACTIVE');
       // The same over HTTP.
       const bearer = adminOfB.get('authorization')[0] as string;

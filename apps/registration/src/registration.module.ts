@@ -4,6 +4,8 @@ import { EventsModule, Topics } from '@latchkey/events';
 import {
   AccessTokenVerifier,
   accessTokenVerifierProvider,
+  InternalCallVerifier,
+  internalCallVerifierProvider,
   PG_POOL,
   pgPoolProvider,
   prismaProvider,
@@ -32,8 +34,16 @@ export class RegistrationModule {
               useFactory: () => new KeyEncryption(config.KEY_ENCRYPTION_KEYS),
             },
             accessTokenVerifierProvider,
+            internalCallVerifierProvider,
           ],
-          exports: [PrismaClient, PG_POOL, REGISTRATION_CONFIG, KeyEncryption, AccessTokenVerifier],
+          exports: [
+            PrismaClient,
+            PG_POOL,
+            REGISTRATION_CONFIG,
+            KeyEncryption,
+            AccessTokenVerifier,
+            InternalCallVerifier,
+          ],
         },
         EventsModule.forRoot({
           brokers: config.KAFKA_BROKERS,

@@ -17,5 +17,6 @@ export * from './auth/access-token.guard';
 export * from './auth/auth.config';
 export * from './auth/nonce-store';
 export * from './grpc/internal-client';
+export * from './grpc/internal-call';
 export * from './database/pg-connections';
 export * from './database/prisma-transactions';

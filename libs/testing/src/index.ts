@@ -9,3 +9,4 @@ export * from './test-token-issuer';
 export * from './extra-service';
 export * from './software-tpm';
 export * from './redis-cluster';
+export * from './internal-call';

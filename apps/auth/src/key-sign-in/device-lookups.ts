@@ -10,7 +10,7 @@
  */
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { type DecodedEvent, KafkaEventBus, Topics } from '@latchkey/events';
-import { InternalGrpcClient, SERVICE_LOGGER } from '@latchkey/service-kit';
+import { InternalCallSigner, InternalGrpcClient, SERVICE_LOGGER } from '@latchkey/service-kit';
 import type { JWK } from 'jose';
 import type { Logger } from 'pino';
 import { AUTH_CONFIG, type AuthConfig } from '../config';
@@ -129,8 +129,9 @@ export class DeviceLookups implements OnModuleDestroy {
   constructor(
     @Inject(AUTH_CONFIG) config: AuthConfig,
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
+    @Inject(InternalCallSigner) signer: InternalCallSigner,
   ) {
-    const common = { timeoutMs: config.LOOKUP_TIMEOUT_MS };
+    const common = { timeoutMs: config.LOOKUP_TIMEOUT_MS, signer };
     this.registration = new InternalGrpcClient('registration', {
       ...common,
       address: config.REGISTRATION_GRPC_ADDRESS,

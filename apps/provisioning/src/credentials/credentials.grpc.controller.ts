@@ -3,7 +3,12 @@ import { Controller, Inject, UseGuards } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import type { Metadata } from '@grpc/grpc-js';
 import type { provisioningV1 } from '@latchkey/contracts';
-import { AccessTokenGuard, principalOf } from '@latchkey/service-kit';
+import {
+  AccessTokenGuard,
+  InternalCallers,
+  InternalCallGuard,
+  principalOf,
+} from '@latchkey/service-kit';
 import { toProtoCredential } from './credential.mapping';
 import { CredentialsService } from './credentials.service';
 import { ProvisioningService } from './provisioning.service';
@@ -63,6 +68,8 @@ export class DeviceAndInternalGrpcController {
 
   /** Internal, for auth's key sign-in; not exposed over HTTP. */
   @GrpcMethod(SERVICE, 'GetCredential')
+  @UseGuards(InternalCallGuard)
+  @InternalCallers('auth')
   async getCredential(
     req: provisioningV1.GetCredentialRequest,
   ): Promise<provisioningV1.GetCredentialResponse> {

@@ -1,7 +1,13 @@
 /** Provisioning of user keys and their lifecycle, including reactions to device and user events. */
 import { Module } from '@nestjs/common';
 import { type BatchEventConsumerOptions, Topics } from '@latchkey/events';
-import { NonceStore, REDIS, SERVICE_CONFIG, type RedisClient } from '@latchkey/service-kit';
+import {
+  InternalCallSigner,
+  NonceStore,
+  REDIS,
+  SERVICE_CONFIG,
+  type RedisClient,
+} from '@latchkey/service-kit';
 import type { ProvisioningConfig } from '../config';
 import { DEVICE_ASSERTION_VERIFIER } from '../devices/device-assertion';
 import { RegistrationDeviceAssertions } from '../devices/registration-device-assertions';
@@ -43,9 +49,13 @@ export const CREDENTIAL_EVENTS_CONSUMER = Symbol('CREDENTIAL_EVENTS_CONSUMER');
     },
     {
       provide: RegistrationClient,
-      useFactory: (config: ProvisioningConfig) =>
-        new RegistrationClient(config.REGISTRATION_GRPC_ADDRESS, config.REGISTRATION_TIMEOUT_MS),
-      inject: [SERVICE_CONFIG],
+      useFactory: (config: ProvisioningConfig, signer: InternalCallSigner) =>
+        new RegistrationClient(
+          config.REGISTRATION_GRPC_ADDRESS,
+          config.REGISTRATION_TIMEOUT_MS,
+          signer,
+        ),
+      inject: [SERVICE_CONFIG, InternalCallSigner],
     },
     {
       provide: DEVICE_ASSERTION_VERIFIER,

@@ -4,7 +4,7 @@
  * erroring) is UNAVAILABLE: provisioning fails closed.
  */
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
-import { InternalGrpcClient } from '@latchkey/service-kit';
+import { type InternalCallSigner, InternalGrpcClient } from '@latchkey/service-kit';
 
 export type DeviceStatus = 'active' | 'disabled' | 'deleted';
 
@@ -26,10 +26,11 @@ const STATUS: Record<string, DeviceStatus> = {
 export class RegistrationClient implements OnModuleDestroy {
   private readonly client: InternalGrpcClient;
 
-  constructor(address: string, timeoutMs: number) {
+  constructor(address: string, timeoutMs: number, signer: InternalCallSigner) {
     this.client = new InternalGrpcClient('registration', {
       address,
       timeoutMs,
+      signer,
       unavailableReason: 'REGISTRATION_UNAVAILABLE',
       unavailableMessage: 'cannot check the device with the registration service; retry later',
     });

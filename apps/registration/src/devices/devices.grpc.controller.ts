@@ -3,7 +3,12 @@ import { Controller, UseGuards } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import type { Metadata } from '@grpc/grpc-js';
 import type { registrationV1 } from '@latchkey/contracts';
-import { AccessTokenGuard, RequireRoles } from '@latchkey/service-kit';
+import {
+  AccessTokenGuard,
+  InternalCallers,
+  InternalCallGuard,
+  RequireRoles,
+} from '@latchkey/service-kit';
 import { tenantAdmin } from '../access/tenant-admin';
 import { DeviceRegistry } from './device-registry.service';
 import {
@@ -41,7 +46,10 @@ export class DevicesGrpcController {
     };
   }
 
+  /** Internal: auth's key sign-in and provisioning look devices up (not routed over HTTP). */
   @GrpcMethod(SERVICE, 'GetDevice')
+  @UseGuards(InternalCallGuard)
+  @InternalCallers('auth', 'provisioning')
   async getDevice(req: registrationV1.GetDeviceRequest): Promise<registrationV1.GetDeviceResponse> {
     return { device: toProtoDevice(await this.devices.get(req.tenantId, req.deviceId)) };
   }

@@ -103,7 +103,7 @@ Whether the chart creates the credentials Secret ("true" or "").
 */}}
 {{- define "latchkey.hasInlineCredentials" -}}
 {{- $v := .Values }}
-{{- if or $v.postgresql.urls $v.keyEncryption.keys $v.redis.auth.password $v.kafka.sasl.password }}true{{ end }}
+{{- if or $v.postgresql.urls $v.keyEncryption.keys $v.internalCalls.keys $v.redis.auth.password $v.kafka.sasl.password }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -121,6 +121,20 @@ Call with (dict "root" $ "name" <service> "svc" <service values>).
 {{- printf "%s/%s" .root.Values.postgresql.existingSecret $key }}
 {{- else }}
 {{- fail (printf "services.%s needs a database URL: set postgresql.existingSecret (a Secret with key %s), services.%s.database.existingSecret, or postgresql.urls.%s on a test cluster" .name $key .name .name) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret and key holding INTERNAL_CALL_KEYS, as "name/key".
+*/}}
+{{- define "latchkey.internalCallsSecretRef" -}}
+{{- $ic := .Values.internalCalls }}
+{{- if $ic.existingSecret }}
+{{- printf "%s/%s" $ic.existingSecret ($ic.secretKey | default "INTERNAL_CALL_KEYS") }}
+{{- else if $ic.keys }}
+{{- printf "%s/INTERNAL_CALL_KEYS" (include "latchkey.credentialsSecretName" .) }}
+{{- else }}
+{{- fail "internalCalls.existingSecret is empty: name the Secret that holds INTERNAL_CALL_KEYS (\"<kid>:<base64 of 32 bytes>\"), e.g. kubectl create secret generic latchkey-internal-calls --from-literal=INTERNAL_CALL_KEYS=ic1:$(openssl rand -base64 32); or set internalCalls.keys on a test cluster" }}
 {{- end }}
 {{- end }}
 

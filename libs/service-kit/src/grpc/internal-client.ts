@@ -5,13 +5,15 @@
  * down, slow or failing — is UNAVAILABLE with the given reason, so that the
  * caller fails closed.
  */
-import { type Client, credentials, loadPackageDefinition, status } from '@grpc/grpc-js';
+import { type Client, credentials, loadPackageDefinition, Metadata, status } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { GRPC_PACKAGES, PROTO_LOADER_OPTIONS, protoFile } from '@latchkey/contracts';
 import { DomainError } from '../errors/domain-error';
+import { INTERNAL_CALL_METADATA, type InternalCallSigner } from './internal-call';
 
 type Unary = (
   req: object,
+  metadata: Metadata,
   options: { deadline: number },
   cb: (err: (Error & { code?: number }) | null, res?: Record<string, unknown>) => void,
 ) => void;
@@ -26,13 +28,15 @@ export interface InternalGrpcClientOptions {
   /** Reason and message of the UNAVAILABLE error when the peer gives no answer. */
   unavailableReason: string;
   unavailableMessage: string;
+  /** Signs each call as this service's (the peer refuses internal calls without it). */
+  signer: InternalCallSigner;
 }
 
 export class InternalGrpcClient {
   private readonly client: Client & Record<string, Unary | undefined>;
 
   constructor(
-    service: GrpcServiceName,
+    private readonly service: GrpcServiceName,
     private readonly options: InternalGrpcClientOptions,
   ) {
     const info = GRPC_PACKAGES[service];
@@ -49,15 +53,28 @@ export class InternalGrpcClient {
   }
 
   /** The answer; null for NOT_FOUND; rejects with UNAVAILABLE for everything else. */
-  call(method: string, req: object): Promise<Record<string, unknown> | null> {
+  async call(method: string, req: object): Promise<Record<string, unknown> | null> {
     const unavailable = () =>
       DomainError.unavailable(this.options.unavailableReason, this.options.unavailableMessage);
     const fn = this.client[method];
-    if (typeof fn !== 'function') return Promise.reject(unavailable());
+    if (typeof fn !== 'function') throw unavailable();
+    const metadata = new Metadata();
+    metadata.set(INTERNAL_CALL_METADATA, await this.options.signer.tokenFor(this.service));
     return new Promise((resolve, reject) => {
-      fn.call(this.client, req, { deadline: Date.now() + this.options.timeoutMs }, (err, res) => {
+      const deadline = Date.now() + this.options.timeoutMs;
+      fn.call(this.client, req, metadata, { deadline }, (err, res) => {
         if (!err) return resolve(res ?? null);
         if (err.code === status.NOT_FOUND) return resolve(null);
+        if (err.code === status.UNAUTHENTICATED || err.code === status.PERMISSION_DENIED) {
+          // Still UNAVAILABLE for our caller (fail closed), but saying why: the deployment's
+          // services do not share INTERNAL_CALL_KEYS, or the peer does not serve this service.
+          return reject(
+            DomainError.unavailable(
+              'INTERNAL_CALL_REFUSED',
+              `the ${this.service} service refused this service's internal call`,
+            ),
+          );
+        }
         reject(unavailable());
       });
     });
