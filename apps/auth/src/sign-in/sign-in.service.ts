@@ -4,6 +4,7 @@
  * password, disabled or locked account — gives the same error after the same
  * work (one scrypt hash), and is recorded as an event with its real reason.
  */
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   type EventDefinition,
@@ -261,15 +262,12 @@ export class SignInService {
     } satisfies typeof DEFAULT_TOTP);
     if (step === null) throw await fail('bad_otp');
 
+    // The factor is accepted (the step used up, the event written) before anything is
+    // signed: a refused code never costs a signature, and no token exists before the
+    // factor is accepted. The token id is chosen first so the event can name it.
     const amr = ['pwd', 'otp'];
-    const issued = await this.tokens.issueAccessToken({
-      tenantId: tenant.id,
-      userId: user.id,
-      roles: user.roles,
-      amr,
-      authTime: new Date(ticket.passwordAt),
-    });
-    const accepted = await this.db.$transaction(async (tx) => {
+    const tokenId = randomUUID();
+    const issued = await this.db.$transaction(async (tx) => {
       // A step is accepted once: the conditional update is the atomic check.
       const { count } = await tx.totpFactor.updateMany({
         where: {
@@ -281,7 +279,7 @@ export class SignInService {
           ...(factor.status === 'pending' ? { status: 'active', activatedAt: new Date() } : {}),
         },
       });
-      if (count !== 1) return false;
+      if (count !== 1) return null;
       if (factor.status === 'pending')
         await this.emit(
           MfaEnrolled,
@@ -297,14 +295,23 @@ export class SignInService {
           userId: user.id,
           method: 'pwd+otp',
           amr,
-          tokenId: issued.tokenId,
+          tokenId,
           ...(sourceIp ? { sourceIp } : {}),
         },
         tx,
       );
-      return true;
+      // Last, still in the transaction: if signing fails (no key loaded), the step and
+      // the event are rolled back with it.
+      return this.tokens.issueAccessToken({
+        tenantId: tenant.id,
+        userId: user.id,
+        roles: user.roles,
+        amr,
+        authTime: new Date(ticket.passwordAt),
+        tokenId,
+      });
     });
-    if (!accepted) throw await fail('otp_reused');
+    if (!issued) throw await fail('otp_reused');
     await this.throttle.clearFailures(tenant.id, user.username);
     this.metrics.attempt('otp', 'success');
     return { accessToken: issued.token, tokenType: 'Bearer', expiresAt: issued.expiresAt };

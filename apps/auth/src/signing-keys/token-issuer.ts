@@ -18,6 +18,11 @@ export interface AccessTokenSubject {
   credentialId?: string;
   /** The key session (PRT) the token was issued from. */
   sessionId?: string;
+  /**
+   * The token's `jti`, when the caller chose it before signing (to record the
+   * sign-in with it before the token exists); a new UUID otherwise.
+   */
+  tokenId?: string;
 }
 
 export interface IdTokenSubject {
@@ -50,12 +55,12 @@ export class TokenIssuer {
   /** Signs `claims` with the current key for `audience`, `ttl` from now. */
   private async sign(
     claims: Record<string, unknown>,
-    c: { typ: string; subject: string; audience: string; now: Date },
+    c: { typ: string; subject: string; audience: string; now: Date; tokenId?: string },
   ): Promise<IssuedToken> {
     const key = this.keys.signingKey();
     const iat = Math.floor(c.now.getTime() / 1000);
     const exp = iat + this.config.ACCESS_TOKEN_TTL_SECONDS;
-    const tokenId = randomUUID();
+    const tokenId = c.tokenId ?? randomUUID();
     const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: c.typ })
       .setIssuer(this.config.AUTH_ISSUER)
@@ -80,7 +85,13 @@ export class TokenIssuer {
         ...(s.credentialId ? { cid: s.credentialId } : {}),
         ...(s.sessionId ? { sid: s.sessionId } : {}),
       },
-      { typ: 'at+jwt', subject: s.userId, audience: this.config.AUTH_AUDIENCE, now },
+      {
+        typ: 'at+jwt',
+        subject: s.userId,
+        audience: this.config.AUTH_AUDIENCE,
+        now,
+        tokenId: s.tokenId,
+      },
     );
   }
 
