@@ -20,3 +20,4 @@ export * from './grpc/internal-client';
 export * from './grpc/internal-call';
 export * from './database/pg-connections';
 export * from './database/prisma-transactions';
+export * from './pagination/keyset';

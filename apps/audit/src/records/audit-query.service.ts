@@ -1,6 +1,6 @@
 /** Reads one tenant's audit records: filters, cursor pagination in chain order, streaming export. */
 import { Inject, Injectable } from '@nestjs/common';
-import { DomainError, parseRequest } from '@latchkey/service-kit';
+import { DomainError, keyCodecs, keyset, parseRequest } from '@latchkey/service-kit';
 import { z } from 'zod';
 import {
   type AuditCheckpoint,
@@ -40,24 +40,13 @@ export type AuditPageQuery = z.input<typeof pageSchema>;
 
 const EXPORT_CHUNK = 500;
 
-function decodeToken(token: string): bigint {
-  const value = Buffer.from(token, 'base64url').toString();
-  if (!/^seq:\d{1,19}$/.test(value))
-    throw DomainError.invalidArgument(
-      'INVALID_PAGE_TOKEN',
-      'pageToken is not one this service issued',
-    );
-  return BigInt(value.slice(4));
-}
+/** Query pages in chain order: by seq, unique in a tenant. */
+const recordPages = keyset({ sortKey: 'seq', sort: keyCodecs.bigint, direction: 'asc' });
 
-export function whereOf(
-  tenantId: string,
-  f: AuditFilter,
-  after: bigint,
-): Prisma.AuditRecordWhereInput {
+/** The tenant's records that `f` selects. */
+export function whereOf(tenantId: string, f: AuditFilter): Prisma.AuditRecordWhereInput {
   return {
     tenantId,
-    seq: { gt: after },
     ...(f.eventType ? { eventType: f.eventType } : {}),
     ...(f.subject ? { subject: f.subject } : {}),
     ...(f.startTime || f.endTime
@@ -86,19 +75,16 @@ export class AuditQueryService {
     const q = parseRequest(pageSchema, input, 'INVALID_AUDIT_QUERY');
     if (q.filter.startTime && q.filter.endTime && q.filter.startTime >= q.filter.endTime)
       throw DomainError.invalidArgument('INVALID_AUDIT_QUERY', 'startTime must be before endTime');
-    const pageSize = q.pageSize || 50;
-    const after = q.pageToken ? decodeToken(q.pageToken) : 0n;
-    const rows = await this.db.auditRecord.findMany({
-      where: whereOf(q.tenantId, q.filter, after),
-      orderBy: { seq: 'asc' },
-      take: pageSize + 1,
-    });
-    const records = rows.slice(0, pageSize);
-    const nextPageToken =
-      rows.length > pageSize
-        ? Buffer.from(`seq:${records[records.length - 1]!.seq}`).toString('base64url')
-        : '';
-    return { records, nextPageToken };
+    const page = await recordPages.page(
+      { pageSize: q.pageSize || 50, pageToken: q.pageToken },
+      ({ where, orderBy, take }) =>
+        this.db.auditRecord.findMany({
+          where: { ...whereOf(q.tenantId, q.filter), ...where },
+          orderBy,
+          take,
+        }),
+    );
+    return { records: page.items, nextPageToken: page.nextPageToken };
   }
 
   /**
@@ -111,7 +97,7 @@ export class AuditQueryService {
     let after = 0n;
     for (;;) {
       const rows = await this.db.auditRecord.findMany({
-        where: whereOf(tenantId, filter, after),
+        where: { ...whereOf(tenantId, filter), seq: { gt: after } },
         orderBy: { seq: 'asc' },
         take: EXPORT_CHUNK,
       });

@@ -16,7 +16,7 @@ import {
   UserEnabled,
   UserPasswordChanged,
 } from '@latchkey/events';
-import { DomainError, parseRequest } from '@latchkey/service-kit';
+import { DomainError, keyset, matchingKey, parseRequest } from '@latchkey/service-kit';
 import { z } from 'zod';
 import { PrismaClient, type Prisma, type Tenant, type User } from '../generated/prisma/client';
 import { PasswordHasher } from '../passwords/password-hasher';
@@ -25,6 +25,12 @@ type Tx = Prisma.TransactionClient;
 export type UserWithFactor = User & { totp: { status: string } | null };
 
 const uuid = z.string().uuid('must be a UUID');
+/** ListUsers' order: by username, unique in a tenant (any stored username, up to 256 characters). */
+const userPages = keyset({
+  sortKey: 'username',
+  sort: matchingKey(/^[\s\S]{1,256}$/),
+  direction: 'asc',
+});
 const optional = <T extends z.ZodTypeAny>(s: T) =>
   z.preprocess((v) => (v === '' || v === null ? undefined : v), s.optional());
 
@@ -271,20 +277,17 @@ export class Directory {
       { tenantId, pageSize, pageToken },
       'INVALID_LIST_REQUEST',
     );
-    const size = q.pageSize || 100;
-    const after = q.pageToken ? Buffer.from(q.pageToken, 'base64url').toString() : undefined;
-    const users = await this.db.user.findMany({
-      where: { tenantId: q.tenantId, ...(after ? { username: { gt: after } } : {}) },
-      orderBy: { username: 'asc' },
-      take: size + 1,
-      include: { totp: { select: { status: true } } },
-    });
-    const more = users.length > size;
-    const page = users.slice(0, size);
-    return {
-      users: page,
-      nextPageToken: more ? Buffer.from(page[page.length - 1]!.username).toString('base64url') : '',
-    };
+    const page = await userPages.page(
+      { pageSize: q.pageSize || 100, pageToken: q.pageToken },
+      ({ where, orderBy, take }) =>
+        this.db.user.findMany({
+          where: { tenantId: q.tenantId, ...where },
+          orderBy,
+          take,
+          include: { totp: { select: { status: true } } },
+        }),
+    );
+    return { users: page.items, nextPageToken: page.nextPageToken };
   }
 
   private async setStatus(

@@ -11,6 +11,9 @@ import {
 import {
   assertTenantAccess,
   DomainError,
+  keyCodecs,
+  keyset,
+  matchingKey,
   parseRequest,
   toDomainError,
   type Principal,
@@ -40,25 +43,13 @@ const listRequest = z.object({
   pageToken: z.string().max(512).optional().default(''),
 });
 
-interface Cursor {
-  /** createdAt in ms */
-  t: number;
-  id: string;
-}
-
-function encodeCursor(c: Credential): string {
-  return Buffer.from(JSON.stringify({ t: c.createdAt.getTime(), id: c.id })).toString('base64url');
-}
-
-function decodeCursor(token: string): Cursor {
-  try {
-    const c = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Cursor;
-    if (typeof c.t === 'number' && typeof c.id === 'string') return c;
-  } catch {
-    // fall through
-  }
-  throw DomainError.invalidArgument('INVALID_PAGE_TOKEN', 'the page token is not valid');
-}
+/** ListCredentials' order: newest first, by (createdAt, id). */
+const credentialPages = keyset({
+  sortKey: 'createdAt',
+  sort: keyCodecs.date,
+  id: matchingKey(/^[A-Za-z0-9_-]{43}$/),
+  direction: 'desc',
+});
 
 const isAdmin = (p: Principal) => p.roles.includes('admin') || p.roles.includes('operator');
 
@@ -110,31 +101,12 @@ export class CredentialsService {
       default:
         break;
     }
-    const size = req.pageSize || 50;
-    const after = req.pageToken ? decodeCursor(req.pageToken) : undefined;
-    const page = await this.db.credential.findMany({
-      where: after
-        ? {
-            AND: [
-              where,
-              {
-                OR: [
-                  { createdAt: { lt: new Date(after.t) } },
-                  { createdAt: new Date(after.t), id: { lt: after.id } },
-                ],
-              },
-            ],
-          }
-        : where,
-      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      take: size + 1,
-    });
-    const more = page.length > size;
-    const items = more ? page.slice(0, size) : page;
-    return {
-      credentials: items,
-      nextPageToken: more ? encodeCursor(items[items.length - 1]!) : '',
-    };
+    const page = await credentialPages.page(
+      { pageSize: req.pageSize || 50, pageToken: req.pageToken },
+      ({ where: after, orderBy, take }) =>
+        this.db.credential.findMany({ where: { AND: [where, after] }, orderBy, take }),
+    );
+    return { credentials: page.items, nextPageToken: page.nextPageToken };
   }
 
   /** Internal read for auth's key sign-in. */

@@ -31,6 +31,8 @@ import {
 import {
   AccessTokenVerifier,
   DomainError,
+  keyCodecs,
+  keyset,
   parseRequest,
   type Principal,
 } from '@latchkey/service-kit';
@@ -38,7 +40,6 @@ import { z } from 'zod';
 import { REGISTRATION_CONFIG, type RegistrationConfig } from '../config';
 import { type Device, type Prisma, PrismaClient, type Tenant } from '../generated/prisma/client';
 import { hashJoinToken, JoinTokenRefused, JoinTokens } from '../join-tokens/join-tokens.service';
-import { keysetPage } from '../pagination/keyset-page';
 import { TenantDirectory, tenantNotReady } from '../tenants/tenant-directory.service';
 import { RegistrationWriter } from './registration-writer';
 
@@ -97,6 +98,14 @@ const listCommand = z.object({
   osType: z.string().max(64).optional(),
   attestationLevel: z.enum(['none', 'software', 'tpm']).optional(),
   displayNamePrefix: z.string().max(256).optional(),
+});
+
+/** ListDevices' order: oldest first, by (createdAt, id). */
+const devicePages = keyset({
+  sortKey: 'createdAt',
+  sort: keyCodecs.date,
+  id: keyCodecs.uuid,
+  direction: 'asc',
 });
 
 const renewCommand = ids.extend({
@@ -410,7 +419,7 @@ export class DeviceRegistry {
     if (cmd.osType) where.osType = { equals: cmd.osType, mode: 'insensitive' };
     if (cmd.attestationLevel) where.attestationLevel = cmd.attestationLevel;
     if (cmd.displayNamePrefix) where.displayName = { startsWith: cmd.displayNamePrefix };
-    const page = await keysetPage(cmd, 'asc', ({ after, orderBy, take }) =>
+    const page = await devicePages.page(cmd, ({ where: after, orderBy, take }) =>
       this.db.device.findMany({ where: { ...where, ...after }, orderBy, take }),
     );
     return { devices: page.items, nextPageToken: page.nextPageToken };

@@ -7,10 +7,15 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { DomainError, parseRequest, type Principal } from '@latchkey/service-kit';
+import {
+  DomainError,
+  keyCodecs,
+  keyset,
+  parseRequest,
+  type Principal,
+} from '@latchkey/service-kit';
 import { z } from 'zod';
 import { type JoinToken, PrismaClient } from '../generated/prisma/client';
-import { keysetPage } from '../pagination/keyset-page';
 import { TenantDirectory } from '../tenants/tenant-directory.service';
 
 const TOKEN_PREFIX = 'lkjt_';
@@ -49,6 +54,14 @@ const listCommand = z.object({
     .max(500)
     .transform((n) => n || 50),
   pageToken: z.string().max(512).default(''),
+});
+
+/** ListJoinTokens' order: newest first, by (createdAt, id). */
+const joinTokenPages = keyset({
+  sortKey: 'createdAt',
+  sort: keyCodecs.date,
+  id: keyCodecs.uuid,
+  direction: 'desc',
 });
 
 /** Why a presented join token does not admit a device (maps to an error and an event reason). */
@@ -126,8 +139,8 @@ export class JoinTokens {
 
   async list(input: unknown): Promise<{ joinTokens: JoinToken[]; nextPageToken: string }> {
     const cmd = parseRequest(listCommand, input);
-    const page = await keysetPage(cmd, 'desc', ({ after, orderBy, take }) =>
-      this.db.joinToken.findMany({ where: { tenantId: cmd.tenantId, ...after }, orderBy, take }),
+    const page = await joinTokenPages.page(cmd, ({ where, orderBy, take }) =>
+      this.db.joinToken.findMany({ where: { tenantId: cmd.tenantId, ...where }, orderBy, take }),
     );
     return { joinTokens: page.items, nextPageToken: page.nextPageToken };
   }
