@@ -45,6 +45,8 @@ const EXEMPT: Record<string, string> = {
     'PRT-authenticated: the refresh token and a proof keyed by the session key, no admin token',
   'latchkey.registration.v1.RegistrationService/GetDevice':
     'internal service-to-service lookup: only auth and provisioning, with the deployment’s internal-call token (tools/security/internal-calls)',
+  'latchkey.registration.v1.RegistrationService/GetSelfDevice':
+    'names no tenant: the device reads its own record, authorized by an assertion signed by its key (no token); another tenant’s device is refused: apps/registration/e2e/device-self',
   'latchkey.registration.v1.RegistrationService/RenewDeviceCertificate':
     'authorized by an assertion signed by the device’s current key, not by a token',
   'latchkey.registration.v1.RegistrationService/GetTenantCaCertificate':

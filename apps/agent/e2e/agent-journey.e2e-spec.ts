@@ -11,7 +11,14 @@
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { grpcAddress, httpBase, internalCall, LOG_DIR, TMP_DIR } from '@latchkey/testing';
+import {
+  eventually,
+  grpcAddress,
+  httpBase,
+  internalCall,
+  LOG_DIR,
+  TMP_DIR,
+} from '@latchkey/testing';
 import {
   agent,
   AgentTenant,
@@ -185,16 +192,40 @@ describe.each(['grpc', 'https'] as const)(
         key: { credentialId: string; username: string };
         server: Record<string, { reachable: boolean }>;
       };
-      // Over HTTPS a device cannot read its own record: GET /v1/tenants/<t>/devices/<d> is for
-      // admins (gRPC GetDevice is the service-to-service lookup); the status stays unknown.
-      expect(s.device).toMatchObject({
-        deviceId,
-        status: transport === 'grpc' ? 'active' : 'unknown',
-      });
+      // The device reads its own record with a device assertion (GetSelfDevice; over HTTPS
+      // GET /v1/devices/self), on either transport.
+      expect(s.device).toMatchObject({ deviceId, status: 'active' });
       expect(s.key).toMatchObject({ credentialId, username: 'alice' });
       expect(s.server.registration!.reachable).toBe(true);
       expect(s.server.auth!.reachable).toBe(true);
+      expect(r.stdout).not.toMatch(/eyJ/); // the assertion is sent, never printed
     }, 60_000);
+
+    it('reports the real status once an admin disabled the device, and active again once enabled', async () => {
+      const ids = { tenantId: t.tenantId, deviceId };
+      const admin = bearer(await t.adminToken());
+      const deviceStatus = async () => {
+        const r = await run(['status', '--json']);
+        expect(r.code).toBe(0);
+        return (JSON.parse(r.stdout) as { device: { status: string } }).device.status;
+      };
+      await t.registration.disableDevice!({ ...ids, reason: 'agent e2e: status' }, admin);
+      try {
+        expect(await deviceStatus()).toBe('disabled');
+        expect((await run(['status'])).stdout).toMatch(/: disabled, software keystore/);
+      } finally {
+        await t.registration.enableDevice!(ids, admin);
+      }
+      expect(await deviceStatus()).toBe('active');
+      // Disabling suspended the user key in provisioning; the later steps need it active again.
+      await eventually(
+        async () =>
+          (await t.credentialsOf(deviceId)).find(
+            (c) => c.credentialId === credentialId && c.status === 'CREDENTIAL_STATUS_ACTIVE',
+          ),
+        { what: 'the user key active again after the device was enabled', timeoutMs: 30_000 },
+      );
+    }, 90_000);
 
     it('refuses the login once an admin revoked the key, with a clear message', async () => {
       await t.provisioning.revokeCredential!(

@@ -3,7 +3,7 @@ import { hostname, release } from 'node:os';
 import type { AgentContext, DeviceState, SessionState } from '../cli/agent-context';
 import { newDeviceKeys } from '../device/device-keys';
 import { KeystoreError } from '../keystore/software-keystore';
-import { deviceAssertion } from '../protocol/device-protocol';
+import { deviceAssertion, REGISTRATION_AUDIENCE } from '../protocol/device-protocol';
 import { endpointsFrom, UsageError } from '../server/endpoints';
 import { ServiceCallError } from '../server/service-clients';
 
@@ -70,17 +70,32 @@ export async function status(ctx: AgentContext): Promise<void> {
   const clients = ctx.clients();
   const server: Record<string, Reachability> = {};
   let deviceStatus = 'unknown';
+  // The device's own record, read with a device assertion (GetSelfDevice; over HTTPS
+  // GET /v1/devices/self): registration answers for an active or a disabled device,
+  // and refuses a deleted one with DEVICE_DELETED.
+  let assertion: string | undefined;
   try {
-    const res = await clients.of('registration').call('GetDevice', {
-      tenantId: device.tenantId,
-      deviceId: device.deviceId,
-    });
-    deviceStatus = String((res.device as { status: string }).status)
-      .replace('DEVICE_STATUS_', '')
-      .toLowerCase();
-    server.registration = { reachable: true };
+    assertion = await deviceAssertion(device, ctx.keystore.deviceKey(), REGISTRATION_AUDIENCE);
   } catch (err) {
-    server.registration = reachability(err);
+    server.registration = {
+      reachable: false,
+      detail: `not asked: the device key could not sign (${(err as Error).message})`,
+    };
+  }
+  if (assertion) {
+    try {
+      const res = await clients.of('registration').call('GetSelfDevice', {
+        deviceAssertion: assertion,
+      });
+      deviceStatus = String((res.device as { status: string }).status)
+        .replace('DEVICE_STATUS_', '')
+        .toLowerCase();
+      server.registration = { reachable: true };
+    } catch (err) {
+      if (err instanceof ServiceCallError && err.reason === 'DEVICE_DELETED')
+        deviceStatus = 'deleted';
+      server.registration = reachability(err);
+    }
   }
   try {
     const res = await fetch(`${device.endpoints.authUrl}/.well-known/openid-configuration`, {

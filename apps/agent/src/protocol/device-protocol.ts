@@ -8,6 +8,8 @@ import { createDecipheriv, hkdfSync, KeyObject, randomBytes, randomUUID, sign } 
 import { compactDecrypt, SignJWT } from 'jose';
 
 export const PROVISIONING_AUDIENCE = 'latchkey-provisioning';
+/** `aud` of device assertions to registration (its DEVICE_ASSERTION_AUDIENCE default). */
+export const REGISTRATION_AUDIENCE = 'latchkey-registration';
 export const PRT_PROOF_INFO = 'latchkey/prt-proof/v1';
 /** How long a user assertion may live (the server accepts at most 300 s). */
 const USER_ASSERTION_SECONDS = 120;
@@ -30,7 +32,10 @@ async function deviceJwt(
   return compactJws({ kid: device.deviceId }, JSON.stringify(claims), signer);
 }
 
-/** A device assertion (kid = device id, a fresh jti) for provisioning's BeginProvisioning and DeleteCredential. */
+/**
+ * A device assertion (kid = device id, a fresh jti): provisioning's BeginProvisioning and
+ * DeleteCredential, registration's GetSelfDevice (`audience` REGISTRATION_AUDIENCE).
+ */
 export function deviceAssertion(
   device: DeviceIdentity,
   deviceKey: DeviceKey,

@@ -186,6 +186,18 @@ describe('the HTTPS JSON transport', () => {
     });
   });
 
+  it("sends a device's self-read as GET /v1/devices/self with its device assertion in authorization", async () => {
+    answer = json(200, { device: { deviceId: 'd', status: 'DEVICE_STATUS_DISABLED' } });
+    const res = await httpsServiceClient(
+      'registration',
+      endpoints({ 'registration-url': `https://127.0.0.1:${port}` }),
+    ).call('GetSelfDevice', { deviceAssertion: 'h.p.s' });
+    expect(res).toEqual({ device: { deviceId: 'd', status: 'DEVICE_STATUS_DISABLED' } });
+    expect(seen).toEqual([
+      { method: 'GET', url: '/v1/devices/self', body: '', authorization: 'DeviceAssertion h.p.s' },
+    ]);
+  });
+
   it('reports a closed port as an unreachable server (exit status 3)', async () => {
     const closed = createPlainServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));

@@ -23,6 +23,8 @@ interface Route {
   body?: (req: Json) => Json | undefined;
   /** The answer in the RPC's response shape (default: as it is). */
   answer?: (res: Json) => Json;
+  /** Headers the request carries (a device assertion of a GET goes in `authorization`). */
+  headers?: (req: Json) => Record<string, string>;
 }
 
 const seg = (v: unknown) => encodeURIComponent(String(v ?? ''));
@@ -63,6 +65,12 @@ export const HTTP_ROUTES: Record<GrpcServiceName, Record<string, Route>> = {
     GetDevice: {
       verb: 'GET',
       path: (r) => `/v1/tenants/${seg(r.tenantId)}/devices/${seg(r.deviceId)}`,
+    },
+    // The device's own record: its device assertion in the authorization header.
+    GetSelfDevice: {
+      verb: 'GET',
+      path: () => '/v1/devices/self',
+      headers: (r) => ({ authorization: `DeviceAssertion ${String(r.deviceAssertion ?? '')}` }),
     },
   },
   provisioning: {
@@ -231,7 +239,10 @@ export function httpsServiceClient(
           url,
           route.verb,
           body === undefined ? undefined : jsonBody(body),
-          accessToken ? { authorization: `Bearer ${accessToken}` } : {},
+          {
+            ...route.headers?.(req),
+            ...(accessToken ? { authorization: `Bearer ${accessToken}` } : {}),
+          },
           ca,
           timeoutMs,
         );

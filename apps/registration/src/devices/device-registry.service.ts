@@ -9,6 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   DeviceAssertionError,
+  type DeviceAssertionErrorCode,
   DeviceAssertionVerifier,
   TpmAttestationError,
   verifyDeviceCsr,
@@ -31,16 +32,19 @@ import {
 import {
   AccessTokenVerifier,
   DomainError,
+  type ErrorKind,
   keyCodecs,
   keyset,
   parseRequest,
   type Principal,
 } from '@latchkey/service-kit';
+import { decodeJwt } from 'jose';
 import { z } from 'zod';
 import { REGISTRATION_CONFIG, type RegistrationConfig } from '../config';
 import { type Device, type Prisma, PrismaClient, type Tenant } from '../generated/prisma/client';
 import { hashJoinToken, JoinTokenRefused, JoinTokens } from '../join-tokens/join-tokens.service';
 import { TenantDirectory, tenantNotReady } from '../tenants/tenant-directory.service';
+import { DeviceAssertionJtis } from './device-assertion-jtis';
 import { RegistrationWriter } from './registration-writer';
 
 type FailureReason = (typeof DEVICE_REGISTRATION_FAILURE_REASONS)[number];
@@ -119,6 +123,23 @@ export interface IssuedDevice {
   chainPem: string[];
 }
 
+/**
+ * How a device assertion for the self-read is refused: each failure its own
+ * reason. Only a deleted device reaches DEVICE_NOT_ACTIVE (the self-read
+ * accepts active and disabled devices).
+ */
+const SELF_REFUSALS: Record<DeviceAssertionErrorCode, [ErrorKind, string]> = {
+  MALFORMED_ASSERTION: ['UNAUTHENTICATED', 'DEVICE_ASSERTION_MALFORMED'],
+  UNKNOWN_DEVICE: ['UNAUTHENTICATED', 'DEVICE_UNKNOWN'],
+  DEVICE_NOT_ACTIVE: ['FAILED_PRECONDITION', 'DEVICE_DELETED'],
+  UNTRUSTED_CERTIFICATE: ['UNAUTHENTICATED', 'DEVICE_CERTIFICATE_UNTRUSTED'],
+  BAD_SIGNATURE: ['UNAUTHENTICATED', 'DEVICE_ASSERTION_SIGNATURE_INVALID'],
+  WRONG_AUDIENCE: ['UNAUTHENTICATED', 'DEVICE_ASSERTION_WRONG_AUDIENCE'],
+  STALE_ASSERTION: ['UNAUTHENTICATED', 'DEVICE_ASSERTION_STALE'],
+  NONCE_MISMATCH: ['UNAUTHENTICATED', 'DEVICE_ASSERTION_INVALID'],
+  REPLAYED_ASSERTION: ['UNAUTHENTICATED', 'DEVICE_ASSERTION_REPLAYED'],
+};
+
 /** Refusals that follow from the tenant's device policy (TPM requirement and roots). */
 const POLICY_REFUSALS = new Set(['ATTESTATION_REQUIRED', 'ATTESTATION_INVALID']);
 
@@ -163,6 +184,7 @@ function csrDer(pem: string): Buffer {
 @Injectable()
 export class DeviceRegistry {
   private readonly assertions: DeviceAssertionVerifier;
+  private readonly selfAssertions: DeviceAssertionVerifier<Device & { certificatePem: string }>;
 
   constructor(
     @Inject(PrismaClient) private readonly db: PrismaClient,
@@ -172,6 +194,7 @@ export class DeviceRegistry {
     private readonly tenants: TenantDirectory,
     private readonly joinTokens: JoinTokens,
     private readonly writer: RegistrationWriter,
+    private readonly jtis: DeviceAssertionJtis,
   ) {
     this.assertions = new DeviceAssertionVerifier(
       {
@@ -184,6 +207,68 @@ export class DeviceRegistry {
       },
       { audience: config.DEVICE_ASSERTION_AUDIENCE },
     );
+    const audience = config.DEVICE_ASSERTION_AUDIENCE;
+    this.selfAssertions = new DeviceAssertionVerifier(
+      {
+        tenantCaCertificate: async (tenantId) =>
+          (await this.db.tenantCa.findUnique({ where: { tenantId } }))?.certificatePem ?? null,
+        device: async (tenantId, deviceId) => {
+          const d = await this.db.device.findFirst({ where: { id: deviceId, tenantId } });
+          return d?.certificatePem ? { ...d, certificatePem: d.certificatePem } : null;
+        },
+      },
+      {
+        audience,
+        // A disabled device may still read that it is disabled: its certificate stays valid
+        // while it is disabled and the assertion is checked in full (signature, certificate,
+        // aud, iat, jti), so only the holder of its device key learns it. A deleted device's
+        // certificate is revoked: it is refused (DEVICE_DELETED), as every other service does.
+        acceptStatuses: ['active', 'disabled'],
+        rememberJti: (jti, expiresAt) => this.jtis.remember(`${audience}:${jti}`, expiresAt),
+      },
+    );
+  }
+
+  /**
+   * The calling device's own record (GET /v1/devices/self, GetSelfDevice): the
+   * device is the one the assertion names (`tid`, `sub`) and whose current key
+   * signed it, so no request can name another device. The assertion needs a
+   * `jti`, accepted once. Reads only: nothing changes, not even last-seen.
+   */
+  async self(deviceAssertion: string | undefined): Promise<Device> {
+    if (!deviceAssertion)
+      throw new DomainError(
+        'UNAUTHENTICATED',
+        'DEVICE_ASSERTION_REQUIRED',
+        'a device assertion is required (authorization: DeviceAssertion <compact JWS>)',
+      );
+    // Decoded unverified only to require a jti (the verifier takes a nonce instead, but a
+    // self-read has no nonce to carry); anything else wrong the verifier reports.
+    let claims: { jti?: unknown } | undefined;
+    try {
+      claims = decodeJwt(deviceAssertion);
+    } catch {
+      claims = undefined;
+    }
+    if (claims && typeof claims.jti !== 'string')
+      throw new DomainError(
+        'UNAUTHENTICATED',
+        'DEVICE_ASSERTION_MALFORMED',
+        'the device assertion needs a jti (each one is accepted once)',
+      );
+    try {
+      return (await this.selfAssertions.verify(deviceAssertion)).device;
+    } catch (err) {
+      if (!(err instanceof DeviceAssertionError)) throw err;
+      const [kind, reason] = SELF_REFUSALS[err.code];
+      throw new DomainError(
+        kind,
+        reason,
+        err.code === 'DEVICE_NOT_ACTIVE'
+          ? 'the device was deleted: its certificate is revoked'
+          : `the device assertion is not valid: ${err.message}`,
+      );
+    }
   }
 
   async register(input: unknown, bearerToken?: string): Promise<IssuedDevice> {

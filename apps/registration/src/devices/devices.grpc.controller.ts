@@ -54,6 +54,14 @@ export class DevicesGrpcController {
     return { device: toProtoDevice(await this.devices.get(req.tenantId, req.deviceId)) };
   }
 
+  /** The calling device's own record, authorized by the device assertion in the request. */
+  @GrpcMethod(SERVICE, 'GetSelfDevice')
+  async getSelfDevice(
+    req: registrationV1.GetSelfDeviceRequest,
+  ): Promise<registrationV1.GetSelfDeviceResponse> {
+    return { device: toProtoDevice(await this.devices.self(req.deviceAssertion)) };
+  }
+
   @GrpcMethod(SERVICE, 'ListDevices')
   @UseGuards(AccessTokenGuard)
   @RequireRoles('admin')

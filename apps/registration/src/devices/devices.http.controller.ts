@@ -24,6 +24,15 @@ const issuedView = (issued: IssuedDevice) => ({
   certificateChainPem: issued.chainPem,
 });
 
+/**
+ * `authorization: DeviceAssertion <compact JWS>`: a device authenticating as
+ * itself (a GET has no body to carry `deviceAssertion` in, as the device's
+ * POSTs do). The scheme is case-insensitive (RFC 9110).
+ */
+export function deviceAssertionOf(authorization: string | undefined): string | undefined {
+  return /^DeviceAssertion +(\S+)$/i.exec(authorization?.trim() ?? '')?.[1];
+}
+
 @Controller('v1')
 export class DevicesHttpController {
   constructor(private readonly devices: DeviceRegistry) {}
@@ -33,6 +42,15 @@ export class DevicesHttpController {
   async register(@Body() body: unknown, @Headers('authorization') authorization?: string) {
     const bearer = /^Bearer ([A-Za-z0-9_.-]+)$/.exec(authorization?.trim() ?? '')?.[1];
     return issuedView(await this.devices.register(body, bearer));
+  }
+
+  /**
+   * The calling device's own record, authenticated by its device assertion (aud
+   * DEVICE_ASSERTION_AUDIENCE, a jti used once); an active or disabled device.
+   */
+  @Get('devices/self')
+  async self(@Headers('authorization') authorization?: string) {
+    return { device: toProtoDevice(await this.devices.self(deviceAssertionOf(authorization))) };
   }
 
   @Get('tenants/:tenantId/devices/:deviceId')

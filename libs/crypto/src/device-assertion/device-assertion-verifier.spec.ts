@@ -129,6 +129,32 @@ describe('DeviceAssertionVerifier', () => {
     expect(await refusal(assertion({}, { tid: randomUUID() }))).toBe('UNKNOWN_DEVICE');
   });
 
+  it('accepts a disabled device only when told to, and only with a valid signature', async () => {
+    const lenient = new DeviceAssertionVerifier(
+      {
+        tenantCaCertificate: async (t) => (t === TENANT ? caPem : null),
+        device: async (t, d) => (t === TENANT && d === DEVICE ? record : null),
+      },
+      { audience: 'latchkey-auth', acceptStatuses: ['active', 'disabled'] },
+    );
+    record = { status: 'disabled', certificatePem: certPem };
+    try {
+      const ok = await lenient.verify(await assertion());
+      expect(ok.device.status).toBe('disabled');
+      const other = (await webcrypto.subtle.generateKey(ALG, true, [
+        'sign',
+      ])) as webcrypto.CryptoKeyPair;
+      const forged = await assertion({}, {}, other.privateKey);
+      await expect(lenient.verify(forged)).rejects.toMatchObject({ code: 'BAD_SIGNATURE' });
+      record = { status: 'deleted', certificatePem: certPem };
+      await expect(lenient.verify(await assertion())).rejects.toMatchObject({
+        code: 'DEVICE_NOT_ACTIVE',
+      });
+    } finally {
+      record = { status: 'active', certificatePem: certPem };
+    }
+  });
+
   it('refuses alg none and garbage', async () => {
     const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(
       JSON.stringify({ tid: TENANT, sub: DEVICE, iat: Math.floor(Date.now() / 1000), jti: 'x' }),

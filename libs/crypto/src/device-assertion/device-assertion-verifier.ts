@@ -4,7 +4,8 @@
  * device certificate) or `kid` (= the device id). Checks: the signature with
  * the certified key; the certificate is the device's current one, issued by
  * the tenant CA for this tenant and device, and within its validity; the
- * device is active; `aud`; `iat` within ±5 minutes; a `nonce` or `jti`.
+ * device is active (or in one of `acceptStatuses`); `aud`; `iat` within ±5
+ * minutes; a `nonce` or `jti`.
  */
 import { createHash, createPublicKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
@@ -54,12 +55,18 @@ export interface DeviceAssertionVerifierOptions {
   maxSkewSeconds?: number;
   /** Records a `jti` as used until `expiresAt`; returns false when it was used before. */
   rememberJti?: (jti: string, expiresAt: Date) => Promise<boolean>;
+  /**
+   * Device statuses whose assertions are accepted (default: only `active`). A
+   * service that lets a disabled device learn its own state widens it; every
+   * other check, the signature first, still applies.
+   */
+  acceptStatuses?: readonly string[];
 }
 
 export interface VerifiedDeviceAssertion<D extends DeviceRecord = DeviceRecord> {
   tenantId: string;
   deviceId: string;
-  /** The device record the assertion was checked against (active). */
+  /** The device record the assertion was checked against (active, or of `acceptStatuses`). */
   device: D;
   claims: Record<string, unknown>;
   certificate: x509.X509Certificate;
@@ -155,7 +162,7 @@ export class DeviceAssertionVerifier<D extends DeviceRecord = DeviceRecord> {
         'x5c or kid (the device id) is required',
       );
     }
-    if (device.status !== 'active')
+    if (!(this.options.acceptStatuses ?? ['active']).includes(device.status))
       throw new DeviceAssertionError('DEVICE_NOT_ACTIVE', `the device is ${device.status}`);
 
     const allowed = jwsAlgorithms.filter((a) => a === header.alg);

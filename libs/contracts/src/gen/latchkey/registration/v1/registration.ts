@@ -217,6 +217,18 @@ export interface GetDeviceResponse {
   device?: Device | null;
 }
 
+/** Request of RegistrationService.GetSelfDevice. */
+export interface GetSelfDeviceRequest {
+  /** Compact JWS signed by the device key (see the RPC's comment). */
+  deviceAssertion: string;
+}
+
+/** Response of RegistrationService.GetSelfDevice. */
+export interface GetSelfDeviceResponse {
+  /** The calling device (active or disabled). */
+  device?: Device | null;
+}
+
 /** Request of RegistrationService.ListDevices. */
 export interface ListDevicesRequest {
   /** Tenant whose devices to list. */
@@ -505,6 +517,20 @@ export interface RegistrationServiceClient {
   getDevice(request: GetDeviceRequest, metadata?: Metadata): Observable<GetDeviceResponse>;
 
   /**
+   * Returns the calling device's own record (also GET /v1/devices/self with
+   * `authorization: DeviceAssertion <jws>`). The device is the one the
+   * device assertion names (`tid`, `sub`) and whose current device key signed
+   * it (aud "latchkey-registration", `iat` within 5 minutes, a `jti` that is
+   * accepted once), so no request reaches another device. A disabled device
+   * may read its record (status DISABLED). Errors: UNAUTHENTICATED for a
+   * missing, malformed, replayed, stale or wrongly signed assertion, another
+   * audience or an unknown device (each its own reason); FAILED_PRECONDITION
+   * (DEVICE_DELETED) for a deleted device. Changes nothing.
+   */
+
+  getSelfDevice(request: GetSelfDeviceRequest, metadata?: Metadata): Observable<GetSelfDeviceResponse>;
+
+  /**
    * Lists a tenant's devices (tenant admin), oldest first, with filters and
    * cursor pagination.
    */
@@ -621,6 +647,23 @@ export interface RegistrationServiceController {
     request: GetDeviceRequest,
     metadata?: Metadata,
   ): Promise<GetDeviceResponse> | Observable<GetDeviceResponse> | GetDeviceResponse;
+
+  /**
+   * Returns the calling device's own record (also GET /v1/devices/self with
+   * `authorization: DeviceAssertion <jws>`). The device is the one the
+   * device assertion names (`tid`, `sub`) and whose current device key signed
+   * it (aud "latchkey-registration", `iat` within 5 minutes, a `jti` that is
+   * accepted once), so no request reaches another device. A disabled device
+   * may read its record (status DISABLED). Errors: UNAUTHENTICATED for a
+   * missing, malformed, replayed, stale or wrongly signed assertion, another
+   * audience or an unknown device (each its own reason); FAILED_PRECONDITION
+   * (DEVICE_DELETED) for a deleted device. Changes nothing.
+   */
+
+  getSelfDevice(
+    request: GetSelfDeviceRequest,
+    metadata?: Metadata,
+  ): Promise<GetSelfDeviceResponse> | Observable<GetSelfDeviceResponse> | GetSelfDeviceResponse;
 
   /**
    * Lists a tenant's devices (tenant admin), oldest first, with filters and
@@ -741,6 +784,7 @@ export function RegistrationServiceControllerMethods() {
     const grpcMethods: string[] = [
       "registerDevice",
       "getDevice",
+      "getSelfDevice",
       "listDevices",
       "disableDevice",
       "enableDevice",
