@@ -30,10 +30,10 @@ describe('INTERNAL_CALL_KEYS', () => {
 
   it.each([
     ['', /at least one key/],
-    ['ic1', /"<kid>:<base64 of 32 bytes>"/],
+    ['ic1', /"<kid>:<base64>"/],
     [`ic1:${Buffer.alloc(16).toString('base64')}`, /must be 32 bytes/],
     [`${PREVIOUS},${PREVIOUS}`, /appears twice/],
-    [`bad kid!:${key(1)}`, /"<kid>:<base64 of 32 bytes>"/],
+    [`bad kid!:${key(1)}`, /"<kid>:<base64>"/],
   ])('refuses %j at start-up', (value, message) => {
     expect(() => parseInternalCallKeys(value)).toThrow(message);
     expect(internalCallConfigShape.INTERNAL_CALL_KEYS.safeParse(value).success).toBe(false);

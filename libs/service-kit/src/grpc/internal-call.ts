@@ -23,6 +23,7 @@ import {
 import { Reflector } from '@nestjs/core';
 import type { Metadata } from '@grpc/grpc-js';
 import { errors, jwtVerify, type JWTHeaderParameters, SignJWT } from 'jose';
+import { parseKeyEncryptionKeys } from '@latchkey/crypto';
 import { z } from 'zod';
 import { SERVICE_CONFIG, SERVICE_NAME } from '../bootstrap/service-kit.module';
 import { DomainError } from '../errors/domain-error';
@@ -30,29 +31,17 @@ import { DomainError } from '../errors/domain-error';
 /** The gRPC metadata key that carries the token. */
 export const INTERNAL_CALL_METADATA = 'latchkey-internal-call';
 
-const KID = /^[A-Za-z0-9._-]{1,64}$/;
 /** Lifetime of a token; callers reuse one until a minute before it expires. */
 const TOKEN_SECONDS = 300;
 const RENEW_BEFORE_SECONDS = 60;
 const CLOCK_TOLERANCE_SECONDS = 30;
 
-/** `<kid>:<base64 of 32 bytes>[,…]`, the first one signing. Throws an Error naming the problem. */
+/**
+ * `<kid>:<base64 of 32 bytes>[,…]`, the first one signing: the format (and parser) of
+ * KEY_ENCRYPTION_KEYS. Throws an Error naming the problem.
+ */
 export function parseInternalCallKeys(text: string): Map<string, Uint8Array> {
-  const keys = new Map<string, Uint8Array>();
-  for (const entry of text
-    .split(',')
-    .map((e) => e.trim())
-    .filter(Boolean)) {
-    const i = entry.indexOf(':');
-    const kid = entry.slice(0, i);
-    if (i < 1 || !KID.test(kid)) throw new Error('each key must be "<kid>:<base64 of 32 bytes>"');
-    const key = Buffer.from(entry.slice(i + 1), 'base64');
-    if (key.length !== 32) throw new Error(`key ${kid} must be 32 bytes (base64)`);
-    if (keys.has(kid)) throw new Error(`key id ${kid} appears twice`);
-    keys.set(kid, new Uint8Array(key));
-  }
-  if (!keys.size) throw new Error('at least one key is required');
-  return keys;
+  return new Map([...parseKeyEncryptionKeys(text)].map(([kid, key]) => [kid, new Uint8Array(key)]));
 }
 
 export const internalCallConfigShape = {
