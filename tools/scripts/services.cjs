@@ -25,16 +25,16 @@ function localKeyEncryptionKeys() {
 }
 
 /**
- * INTERNAL_CALL_KEYS of local development and tests: derived from the local key-encryption key
+ * INTERNAL_CALL_KEYS of local development and tests: derived from the current key-encryption key
  * (HMAC with a label of its own: knowing it tells nothing of that key), so every service and
  * every clone on this machine shares it without another file. A deployment supplies its own.
  */
-function localInternalCallKeys() {
-  const [kid, key] = localKeyEncryptionKey().split(':');
+function localInternalCallKeys(keyEncryptionKeys) {
+  const [kid, key] = keyEncryptionKeys.split(',')[0].trim().split(':');
   const derived = createHmac('sha256', Buffer.from(key, 'base64'))
     .update('latchkey internal-call key v1')
     .digest('base64');
-  return `${kid}-ic:${derived}`;
+  return `${kid.slice(0, 29)}-ic:${derived}`;
 }
 
 function profileOf(name) {
@@ -54,6 +54,7 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
   const def = catalog.services.find((s) => s.name === service);
   const p = profileOf(profile);
   const { http: httpPort, grpc: grpcPort } = ports(service, profile);
+  const keyEncryptionKeys = process.env.KEY_ENCRYPTION_KEYS ?? localKeyEncryptionKeys();
   const env = {
     ...process.env,
     NODE_ENV: profile === 'test' ? 'test' : 'development',
@@ -77,9 +78,9 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
     REGISTRATION_GRPC_ADDRESS: `127.0.0.1:${ports('registration', profile).grpc}`,
     // auth looks user keys up with provisioning's GetCredential.
     PROVISIONING_GRPC_ADDRESS: `127.0.0.1:${ports('provisioning', profile).grpc}`,
-    KEY_ENCRYPTION_KEYS: process.env.KEY_ENCRYPTION_KEYS ?? localKeyEncryptionKeys(),
+    KEY_ENCRYPTION_KEYS: keyEncryptionKeys,
     // Service-to-service calls (GetDevice, GetCredential) are signed with it.
-    INTERNAL_CALL_KEYS: process.env.INTERNAL_CALL_KEYS ?? localInternalCallKeys(),
+    INTERNAL_CALL_KEYS: process.env.INTERNAL_CALL_KEYS ?? localInternalCallKeys(keyEncryptionKeys),
     // Every service validates auth's tokens from auth's JWKS; auth issues them under this name.
     AUTH_ISSUER: `http://127.0.0.1:${ports('auth', profile).http}`,
     ...(def.redis ? { REDIS_URL: p.redis ?? catalog.redis } : {}),

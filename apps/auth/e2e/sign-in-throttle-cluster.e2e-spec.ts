@@ -42,8 +42,11 @@ it('runs on a real cluster, which refuses multi-key commands across hash slots',
   expect(redis).toBeInstanceOf(Cluster);
   expect((redis as Cluster).nodes('master')).toHaveLength(3);
   // Without a shared hash tag these two keys live in different slots: the cluster says no.
+  // Asked of a node directly: the services' client (auto-pipelining) refuses such a command
+  // before sending it, and this is about what the server does.
+  const node = (redis as Cluster).nodes('master')[0]!;
   await expect(
-    redis.eval("return redis.call('MSET', KEYS[1], 1, KEYS[2], 2)", 2, 'latchkey:a', 'latchkey:b'),
+    node.eval("return redis.call('MSET', KEYS[1], 1, KEYS[2], 2)", 2, 'latchkey:a', 'latchkey:b'),
   ).rejects.toThrow(/CROSSSLOT/);
 });
 
