@@ -20,4 +20,5 @@ export * from './grpc/internal-client';
 export * from './grpc/internal-call';
 export * from './database/pg-connections';
 export * from './database/prisma-transactions';
+export * from './database/coalescer';
 export * from './pagination/keyset';

@@ -16,6 +16,7 @@ import {
 import {
   createEvent,
   type EventDefinition,
+  type OutboxRecord,
   OutboxRelay,
   outboxRecord,
   SessionRevoked,
@@ -26,6 +27,7 @@ import {
 } from '@latchkey/events';
 import {
   assertTenantAccess,
+  Coalescer,
   DomainError,
   NonceStore,
   parseRequest,
@@ -156,6 +158,21 @@ interface SignInUser {
   email: string | null;
 }
 
+/** A key session to store with its sign-in event. */
+interface NewSession {
+  sessionId: string;
+  tenantId: string;
+  userId: string;
+  deviceId: string;
+  credentialId: string;
+  attestationLevel: string;
+  tokenHash: string;
+  wrappedSessionKey: string;
+  authTime: Date;
+  expiresAt: Date;
+  event: OutboxRecord;
+}
+
 const audienceOf = (p: JWTPayload) => (Array.isArray(p.aud) ? p.aud : p.aud ? [p.aud] : []);
 
 @Injectable()
@@ -164,6 +181,9 @@ export class KeySignInService {
   private readonly userKeys = new WeakMap<CredentialView, Promise<KeyObject | Uint8Array>>();
   private readonly transportKeys = new WeakMap<DeviceView, KeyObject>();
   private readonly knownTenants = new Map<string, number>();
+  /** Sign-ins' user reads and session writes, one statement for those that arrive together. */
+  private readonly users: Coalescer<string, SignInUser | undefined>;
+  private readonly sessions: Coalescer<NewSession, void>;
 
   constructor(
     @Inject(PrismaClient) private readonly db: PrismaClient,
@@ -185,6 +205,8 @@ export class KeySignInService {
       },
       { audience: config.AUTH_ISSUER, maxSkewSeconds: MAX_SKEW_S },
     );
+    this.users = new Coalescer((ids) => this.readUsers(ids));
+    this.sessions = new Coalescer((rows) => this.insertSessions(rows));
   }
 
   private emit<S extends z.ZodTypeAny>(
@@ -220,14 +242,66 @@ export class KeySignInService {
   }
 
   /** The user a credential belongs to, whatever its status (the hot path's one read of auth's own tables). */
-  private async signInUser(userId: string): Promise<SignInUser | undefined> {
+  private signInUser(userId: string): Promise<SignInUser | undefined> {
+    return this.users.submit(userId);
+  }
+
+  private async readUsers(ids: string[]): Promise<(SignInUser | undefined)[]> {
     const { rows } = await this.pg.query<SignInUser>(
       `SELECT id, tenant_id AS "tenantId", status::text AS status, roles, username,
               display_name AS "displayName", email
-         FROM users WHERE id = $1::uuid`,
-      [userId],
+         FROM users WHERE id = ANY($1::uuid[])`,
+      [[...new Set(ids)]],
     );
-    return rows[0];
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return ids.map((id) => byId.get(id));
+  }
+
+  /**
+   * Sessions with their sign-in events, many in one statement (one round trip, atomic: all
+   * of them or none, each caller told).
+   */
+  private async insertSessions(rows: NewSession[]): Promise<void[]> {
+    const col = <T>(f: (r: NewSession) => T) => rows.map(f);
+    await this.pg.query(
+      `WITH session AS (
+         INSERT INTO key_sessions (id, tenant_id, user_id, device_id, credential_id,
+           attestation_level, token_hash, wrapped_session_key, auth_time, last_used_at, expires_at)
+         SELECT id, tenant_id, user_id, device_id, credential_id, attestation_level, token_hash,
+                wrapped_session_key, auth_time, auth_time, expires_at
+           FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
+                       $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[])
+             AS s(id, tenant_id, user_id, device_id, credential_id, attestation_level,
+                  token_hash, wrapped_session_key, auth_time, expires_at)
+       )
+       INSERT INTO outbox_events (event_id, type, source, subject, tenant_id, time, data,
+         traceparent, tracestate)
+       SELECT * FROM unnest($11::uuid[], $12::text[], $13::text[], $14::text[], $15::text[],
+                            $16::timestamptz[], $17::jsonb[], $18::text[], $19::text[])`,
+      [
+        col((r) => r.sessionId),
+        col((r) => r.tenantId),
+        col((r) => r.userId),
+        col((r) => r.deviceId),
+        col((r) => r.credentialId),
+        col((r) => r.attestationLevel),
+        col((r) => r.tokenHash),
+        col((r) => r.wrappedSessionKey),
+        col((r) => r.authTime),
+        col((r) => r.expiresAt),
+        col((r) => r.event.eventId),
+        col((r) => r.event.type),
+        col((r) => r.event.source),
+        col((r) => r.event.subject),
+        col((r) => r.event.tenantId),
+        col((r) => r.event.time),
+        col((r) => JSON.stringify(r.event.data)),
+        col((r) => r.event.traceparent ?? null),
+        col((r) => r.event.tracestate ?? null),
+      ],
+    );
+    this.relay.notify();
+    return rows.map(() => undefined);
   }
 
   /** The device's transport key, imported once per cached device record. */
@@ -364,7 +438,7 @@ export class KeySignInService {
         kid: device.transportKeyThumbprint || undefined,
       }),
     ]);
-    // One statement (one round trip, atomic): the session and its event.
+    // The session and its event in one statement (with those of concurrent sign-ins).
     const event = outboxRecord(
       createEvent(SignInSucceeded, tenantId, {
         tenantId,
@@ -379,38 +453,19 @@ export class KeySignInService {
         ...(sourceIp ? { sourceIp } : {}),
       }),
     );
-    await this.pg.query(
-      `WITH session AS (
-         INSERT INTO key_sessions (id, tenant_id, user_id, device_id, credential_id,
-           attestation_level, token_hash, wrapped_session_key, auth_time, last_used_at, expires_at)
-         VALUES ($1::uuid, $2::uuid, $3::uuid, $4::uuid, $5, $6, $7, $8, $9, $9, $10)
-       )
-       INSERT INTO outbox_events (event_id, type, source, subject, tenant_id, time, data,
-         traceparent, tracestate)
-       VALUES ($11::uuid, $12, $13, $14, $15, $16, $17::jsonb, $18, $19)`,
-      [
-        sessionId,
-        tenantId,
-        user.id,
-        deviceId,
-        credentialId,
-        cred.attestationLevel,
-        hashRefreshToken(refreshToken),
-        wrapSessionKey(sessionKey, refreshToken, sessionId),
-        now,
-        expiresAt,
-        event.eventId,
-        event.type,
-        event.source,
-        event.subject,
-        event.tenantId,
-        event.time,
-        JSON.stringify(event.data),
-        event.traceparent,
-        event.tracestate,
-      ],
-    );
-    this.relay.notify();
+    await this.sessions.submit({
+      sessionId,
+      tenantId,
+      userId: user.id,
+      deviceId,
+      credentialId,
+      attestationLevel: cred.attestationLevel,
+      tokenHash: hashRefreshToken(refreshToken),
+      wrappedSessionKey: wrapSessionKey(sessionKey, refreshToken, sessionId),
+      authTime: now,
+      expiresAt,
+      event,
+    });
     sessionKey.fill(0);
     return {
       tokens: {
