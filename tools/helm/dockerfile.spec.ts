@@ -137,15 +137,7 @@ describe('deploy/docker/Dockerfile', () => {
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'));
-    for (const must of [
-      '**/node_modules',
-      'dist',
-      '.git',
-      '**/.env',
-      '**/*.pem',
-      '**/*.key',
-      '.latchkey',
-    ])
+    for (const must of ['**/node_modules', 'dist', '.git', '**/.env', '**/*.pem', '**/*.key'])
       expect(ignore).toContain(must);
     const fromContext = all.filter((i) => i.op === 'COPY' && !i.args.startsWith('--from='));
     expect(fromContext.length).toBeGreaterThan(0);

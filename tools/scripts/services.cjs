@@ -11,12 +11,12 @@ const { localKeyEncryptionKey } = require('./local-kek.cjs');
 
 const root = path.resolve(__dirname, '../..');
 
-// Public (it is in this file): it encrypted the local databases' secrets before each clone had
+// Public (it is in this file): it encrypted the local databases' secrets before each machine had
 // a key of its own (local-kek.cjs), and stays configured so that what it encrypted still decrypts.
 const LOCAL_DEV_KEK = 'bGF0Y2hrZXktbG9jYWwtZGV2LWtlay0wMDAwMDAwMDA=';
 
 /**
- * KEY_ENCRYPTION_KEYS of local development and tests: this clone's own random key first (new
+ * KEY_ENCRYPTION_KEYS of local development and tests: this machine's own random key first (new
  * writes use it), then the old public one (decrypts older local data). A deployment supplies
  * its own from a Kubernetes Secret (the services refuse to start without one).
  */

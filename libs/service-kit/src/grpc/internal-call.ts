@@ -23,8 +23,7 @@ import {
 import { Reflector } from '@nestjs/core';
 import type { Metadata } from '@grpc/grpc-js';
 import { errors, jwtVerify, type JWTHeaderParameters, SignJWT } from 'jose';
-import { parseKeyEncryptionKeys } from '@latchkey/crypto';
-import { z } from 'zod';
+import { keyEncryptionConfigShape, parseKeyEncryptionKeys } from '@latchkey/crypto';
 import { SERVICE_CONFIG, SERVICE_NAME } from '../bootstrap/service-kit.module';
 import { DomainError } from '../errors/domain-error';
 
@@ -46,13 +45,7 @@ export function parseInternalCallKeys(text: string): Map<string, Uint8Array> {
 
 export const internalCallConfigShape = {
   /** Shared by the deployment's services: `<kid>:<base64 of 32 bytes>[,…]`, the first signs. */
-  INTERNAL_CALL_KEYS: z.string().superRefine((v, ctx) => {
-    try {
-      parseInternalCallKeys(v);
-    } catch (err) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
-    }
-  }),
+  INTERNAL_CALL_KEYS: keyEncryptionConfigShape.KEY_ENCRYPTION_KEYS,
 } as const;
 
 const audienceOf = (callee: string) => `latchkey:${callee}`;
