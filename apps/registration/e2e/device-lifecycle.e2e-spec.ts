@@ -54,6 +54,8 @@ describe('device lifecycle', () => {
     return {
       device: res.device as ProtoDevice,
       keys: d.keys,
+      /** The registration's CSR: one for the device's current key. */
+      csrPem: d.csrPem,
       certificatePem: res.certificatePem as string,
     };
   }
@@ -181,6 +183,7 @@ describe('device lifecycle', () => {
       deviceId: string,
       csrPem: string,
       claims: Record<string, unknown> = {},
+      header: Record<string, unknown> = {},
     ) {
       const der = Buffer.from(certificatePem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
       const csrDer = Buffer.from(csrPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
@@ -193,8 +196,74 @@ describe('device lifecycle', () => {
         csr_sha256: createHash('sha256').update(csrDer).digest('base64url'),
         ...claims,
       })
-        .setProtectedHeader({ alg: 'ES256', x5c: [der.toString('base64')] })
+        .setProtectedHeader({ alg: 'ES256', x5c: [der.toString('base64')], ...header })
         .sign(keys.privateKey);
+    }
+
+    type Renewal = { tenantId: string; deviceId: string; csrPem: string; deviceAssertion: string };
+
+    /**
+     * A renewal request of an enrolled device for its current key (its registration CSR),
+     * naming the device by `kid`: such a renewal leaves the assertion's key and signature valid,
+     * so a re-submitted request is told from a new one only by its jti.
+     */
+    async function sameKeyRenewal(
+      e: Awaited<ReturnType<typeof enroll>>,
+      claims: Record<string, unknown> = {},
+    ): Promise<Renewal> {
+      const deviceAssertion = await assertion(
+        e.keys,
+        e.certificatePem,
+        e.device.deviceId,
+        e.csrPem,
+        claims,
+        { x5c: undefined, kid: e.device.deviceId },
+      );
+      return { tenantId: tenant, deviceId: e.device.deviceId, csrPem: e.csrPem, deviceAssertion };
+    }
+
+    /** A renewal's outcome: the new serial, or the refusal (HTTP status or gRPC code, reason). */
+    type Outcome = { serial?: string; status?: number; code?: number; reason?: string };
+
+    /** POST /v1/tenants/:t/devices/:d/certificate/renew. */
+    async function renewOverHttp(r: Renewal): Promise<Outcome> {
+      const res = await fetch(
+        `${reg.instance.http}/v1/tenants/${r.tenantId}/devices/${r.deviceId}/certificate/renew`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ csrPem: r.csrPem, deviceAssertion: r.deviceAssertion }),
+        },
+      );
+      const body = (await res.json()) as { device?: ProtoDevice; reason?: string };
+      if (res.ok) return { status: res.status, serial: body.device!.certificateSerial };
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      return { status: res.status, reason: body.reason };
+    }
+
+    /** RenewDeviceCertificate. */
+    function renewOverGrpc(r: Renewal): Promise<Outcome> {
+      return reg.client.renewDeviceCertificate!(r).then(
+        (res) => ({ serial: (res.device as ProtoDevice).certificateSerial }),
+        async (err: unknown) => {
+          const { code, reason } = await failure(Promise.reject(err));
+          return { code, reason };
+        },
+      );
+    }
+
+    /** What a device has stored: its certificate, certificate rows, renewal events, jti rows. */
+    async function storedOf(deviceId: string) {
+      const { rows } = await reg.db.query(
+        `SELECT d.certificate_serial AS serial,
+           (SELECT count(*)::int FROM device_certificates c WHERE c.device_id = d.id) AS certificates,
+           (SELECT count(*)::int FROM outbox_events e WHERE e.subject = $2
+              AND e.type = 'dev.latchkey.device.certificate_renewed.v1') AS renewals,
+           (SELECT count(*)::int FROM device_assertion_jtis j WHERE j.key LIKE $3) AS jtis
+         FROM devices d WHERE d.id = $1`,
+        [deviceId, `devices/${deviceId}`, `%:${deviceId}:%`],
+      );
+      return rows[0] as { serial: string; certificates: number; renewals: number; jtis: number };
     }
 
     it('issues a certificate for a new key, revokes the old one, records the event and updates last-seen', async () => {
@@ -288,6 +357,192 @@ describe('device lifecycle', () => {
           }),
         ),
       ).toMatchObject({ code: status.FAILED_PRECONDITION, reason: 'DEVICE_NOT_ACTIVE' });
+    });
+
+    it('accepts a renewal assertion once: the same request again is refused as replayed over gRPC and HTTP, and stores nothing', async () => {
+      const e = await enroll();
+      const first = await sameKeyRenewal(e);
+      const renewed = (await reg.client.renewDeviceCertificate!(first)).device as ProtoDevice;
+      expect(renewed.certificateSerial).not.toBe(e.device.certificateSerial);
+      expect(renewed.deviceKeyThumbprint).toBe(e.device.deviceKeyThumbprint);
+      const after = await storedOf(e.device.deviceId);
+      expect(after).toMatchObject({ serial: renewed.certificateSerial, renewals: 1, jtis: 1 });
+      const replayed = { code: status.UNAUTHENTICATED, reason: 'DEVICE_ASSERTION_REPLAYED' };
+      expect(await failure(reg.client.renewDeviceCertificate!(first))).toMatchObject(replayed);
+      expect(await renewOverHttp(first)).toEqual({
+        status: 401,
+        reason: 'DEVICE_ASSERTION_REPLAYED',
+      });
+      // One record of used assertions: the renewal's is refused by the self-read too.
+      expect(
+        await failure(reg.client.getSelfDevice!({ deviceAssertion: first.deviceAssertion })),
+      ).toMatchObject(replayed);
+      expect(await storedOf(e.device.deviceId)).toEqual(after);
+
+      // A request first made over HTTP is refused over gRPC (and HTTP) the same way.
+      const viaHttp = await sameKeyRenewal(e);
+      const ok = await renewOverHttp(viaHttp);
+      expect(ok).toMatchObject({ status: 200 });
+      expect(ok.serial).not.toBe(renewed.certificateSerial);
+      const later = await storedOf(e.device.deviceId);
+      expect(later).toEqual({
+        serial: ok.serial,
+        certificates: after.certificates + 1,
+        renewals: 2,
+        jtis: 2,
+      });
+      expect(await failure(reg.client.renewDeviceCertificate!(viaHttp))).toMatchObject(replayed);
+      expect(await renewOverHttp(viaHttp)).toEqual({
+        status: 401,
+        reason: 'DEVICE_ASSERTION_REPLAYED',
+      });
+      expect(await storedOf(e.device.deviceId)).toEqual(later);
+    });
+
+    it('gives one signed request submitted 20 times at once exactly one certificate and one event', async () => {
+      const e = await enroll();
+      const before = await storedOf(e.device.deviceId);
+      const request = await sameKeyRenewal(e);
+      // Half over gRPC, half over HTTP, all at once.
+      const outcomes = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          i % 2 ? renewOverHttp(request) : renewOverGrpc(request),
+        ),
+      );
+      const won = outcomes.filter((o) => o.serial);
+      expect(won).toHaveLength(1);
+      const refused = outcomes.filter((o) => !o.serial);
+      expect(refused).toHaveLength(19);
+      for (const o of refused)
+        expect(o).toEqual(
+          o.status === undefined
+            ? { code: status.UNAUTHENTICATED, reason: 'DEVICE_ASSERTION_REPLAYED' }
+            : { status: 401, reason: 'DEVICE_ASSERTION_REPLAYED' },
+        );
+      expect(await storedOf(e.device.deviceId)).toEqual({
+        serial: won[0]!.serial,
+        certificates: before.certificates + 1,
+        renewals: 1,
+        jtis: 1,
+      });
+    });
+
+    it('gives a renewal to a new key (x5c) submitted 20 times at once one certificate; the rest are refused, issuing nothing', async () => {
+      const e = await enroll();
+      const next = await softwareDevice();
+      const before = await storedOf(e.device.deviceId);
+      const request: Renewal = {
+        tenantId: tenant,
+        deviceId: e.device.deviceId,
+        csrPem: next.csrPem,
+        deviceAssertion: await assertion(e.keys, e.certificatePem, e.device.deviceId, next.csrPem),
+      };
+      const outcomes = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          i % 2 ? renewOverHttp(request) : renewOverGrpc(request),
+        ),
+      );
+      expect(outcomes.filter((o) => o.serial)).toHaveLength(1);
+      // Replayed, or (arriving once the new certificate is stored) naming the replaced one.
+      for (const o of outcomes.filter((o) => !o.serial)) {
+        expect(o.status ?? o.code).toBe(o.status === undefined ? status.UNAUTHENTICATED : 401);
+        expect(['DEVICE_ASSERTION_REPLAYED', 'DEVICE_ASSERTION_INVALID']).toContain(o.reason);
+      }
+      expect(await storedOf(e.device.deviceId)).toMatchObject({
+        certificates: before.certificates + 1,
+        renewals: 1,
+        jtis: 1,
+      });
+    });
+
+    it('refuses a renewal assertion without a jti (a nonce does not do), storing nothing', async () => {
+      const e = await enroll();
+      const before = await storedOf(e.device.deviceId);
+      const malformed = { code: status.UNAUTHENTICATED, reason: 'DEVICE_ASSERTION_MALFORMED' };
+      const withNonce = await sameKeyRenewal(e, { jti: undefined, nonce: 'n-1' });
+      expect(await failure(reg.client.renewDeviceCertificate!(withNonce))).toMatchObject(malformed);
+      expect(await renewOverHttp(withNonce)).toEqual({
+        status: 401,
+        reason: 'DEVICE_ASSERTION_MALFORMED',
+      });
+      const emptyJti = await sameKeyRenewal(e, { jti: '' });
+      expect(await failure(reg.client.renewDeviceCertificate!(emptyJti))).toMatchObject(malformed);
+      expect(await storedOf(e.device.deviceId)).toEqual(before);
+      // The same request with a jti renews.
+      await reg.client.renewDeviceCertificate!(await sameKeyRenewal(e));
+      expect(await storedOf(e.device.deviceId)).toMatchObject({ renewals: 1, jtis: 1 });
+    });
+
+    it('uses an assertion up once it verifies, even if the renewal is then refused; an unverified one uses nothing', async () => {
+      const e = await enroll();
+      const next = await softwareDevice();
+      const stranger = await softwareDevice();
+      const ids = { tenantId: tenant, deviceId: e.device.deviceId };
+      const sign = (csrPem: string, jti: string, keys = e.keys) =>
+        assertion(keys, e.certificatePem, e.device.deviceId, csrPem, { jti });
+      const replayed = { code: status.UNAUTHENTICATED, reason: 'DEVICE_ASSERTION_REPLAYED' };
+
+      // Sent with a CSR it does not cover: refused, and the assertion is spent.
+      const covered = await sign(next.csrPem, randomUUID());
+      expect(
+        await failure(
+          reg.client.renewDeviceCertificate!({
+            ...ids,
+            csrPem: stranger.csrPem,
+            deviceAssertion: covered,
+          }),
+        ),
+      ).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'DEVICE_ASSERTION_INVALID' });
+      expect(
+        await failure(
+          reg.client.renewDeviceCertificate!({
+            ...ids,
+            csrPem: next.csrPem,
+            deviceAssertion: covered,
+          }),
+        ),
+      ).toMatchObject(replayed);
+
+      // Over a malformed CSR: refused for the CSR, then as replayed.
+      const garbage =
+        '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n';
+      const overGarbage = {
+        ...ids,
+        csrPem: garbage,
+        deviceAssertion: await sign(garbage, randomUUID()),
+      };
+      expect(await failure(reg.client.renewDeviceCertificate!(overGarbage))).toMatchObject({
+        code: status.INVALID_ARGUMENT,
+        reason: 'MALFORMED_CSR',
+      });
+      expect(await failure(reg.client.renewDeviceCertificate!(overGarbage))).toMatchObject(
+        replayed,
+      );
+      expect(await storedOf(e.device.deviceId)).toMatchObject({
+        serial: e.device.certificateSerial,
+        renewals: 0,
+        jtis: 2,
+      });
+
+      // Signed by another key: refused before its jti is taken, so the device's own assertion
+      // with that jti still renews.
+      const jti = randomUUID();
+      expect(
+        await failure(
+          reg.client.renewDeviceCertificate!({
+            ...ids,
+            csrPem: next.csrPem,
+            deviceAssertion: await sign(next.csrPem, jti, stranger.keys),
+          }),
+        ),
+      ).toMatchObject({ code: status.UNAUTHENTICATED, reason: 'DEVICE_ASSERTION_INVALID' });
+      expect(await storedOf(e.device.deviceId)).toMatchObject({ jtis: 2 });
+      await reg.client.renewDeviceCertificate!({
+        ...ids,
+        csrPem: next.csrPem,
+        deviceAssertion: await sign(next.csrPem, jti),
+      });
+      expect(await storedOf(e.device.deviceId)).toMatchObject({ renewals: 1, jtis: 3 });
     });
   });
 

@@ -181,6 +181,27 @@ function csrDer(pem: string): Buffer {
   return Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
 }
 
+/**
+ * Refuses a device assertion without a `jti`, before anything is looked up: the
+ * verifier takes a nonce instead, but a device's requests to registration have
+ * no nonce to carry, and only a jti makes an assertion single-use here. One
+ * that does not decode is left to the verifier, which says what is wrong.
+ */
+function requireJti(deviceAssertion: string): void {
+  let claims: { jti?: unknown };
+  try {
+    claims = decodeJwt(deviceAssertion);
+  } catch {
+    return;
+  }
+  if (typeof claims.jti !== 'string' || !claims.jti)
+    throw new DomainError(
+      'UNAUTHENTICATED',
+      'DEVICE_ASSERTION_MALFORMED',
+      'the device assertion needs a jti (each one is accepted once)',
+    );
+}
+
 @Injectable()
 export class DeviceRegistry {
   private readonly assertions: DeviceAssertionVerifier;
@@ -196,6 +217,13 @@ export class DeviceRegistry {
     private readonly writer: RegistrationWriter,
     private readonly jtis: DeviceAssertionJtis,
   ) {
+    const audience = config.DEVICE_ASSERTION_AUDIENCE;
+    // One record of used jtis for every device assertion registration accepts (self-read and
+    // renewal alike): an assertion is accepted once, whichever request it came with. The
+    // verifier remembers the jti only once the signature, certificate, aud and iat passed, so
+    // an unsigned or foreign assertion stores nothing; the insert is atomic across instances.
+    const rememberJti = (jti: string, expiresAt: Date) =>
+      this.jtis.remember(`${audience}:${jti}`, expiresAt);
     this.assertions = new DeviceAssertionVerifier(
       {
         tenantCaCertificate: async (tenantId) =>
@@ -205,9 +233,8 @@ export class DeviceRegistry {
           return d?.certificatePem ? { status: d.status, certificatePem: d.certificatePem } : null;
         },
       },
-      { audience: config.DEVICE_ASSERTION_AUDIENCE },
+      { audience, rememberJti },
     );
-    const audience = config.DEVICE_ASSERTION_AUDIENCE;
     this.selfAssertions = new DeviceAssertionVerifier(
       {
         tenantCaCertificate: async (tenantId) =>
@@ -224,7 +251,7 @@ export class DeviceRegistry {
         // aud, iat, jti), so only the holder of its device key learns it. A deleted device's
         // certificate is revoked: it is refused (DEVICE_DELETED), as every other service does.
         acceptStatuses: ['active', 'disabled'],
-        rememberJti: (jti, expiresAt) => this.jtis.remember(`${audience}:${jti}`, expiresAt),
+        rememberJti,
       },
     );
   }
@@ -242,20 +269,7 @@ export class DeviceRegistry {
         'DEVICE_ASSERTION_REQUIRED',
         'a device assertion is required (authorization: DeviceAssertion <compact JWS>)',
       );
-    // Decoded unverified only to require a jti (the verifier takes a nonce instead, but a
-    // self-read has no nonce to carry); anything else wrong the verifier reports.
-    let claims: { jti?: unknown } | undefined;
-    try {
-      claims = decodeJwt(deviceAssertion);
-    } catch {
-      claims = undefined;
-    }
-    if (claims && typeof claims.jti !== 'string')
-      throw new DomainError(
-        'UNAUTHENTICATED',
-        'DEVICE_ASSERTION_MALFORMED',
-        'the device assertion needs a jti (each one is accepted once)',
-      );
+    requireJti(deviceAssertion);
     try {
       return (await this.selfAssertions.verify(deviceAssertion)).device;
     } catch (err) {
@@ -583,10 +597,18 @@ export class DeviceRegistry {
 
   /**
    * Renews the certificate of an active device for a new CSR, authorized by a
-   * device assertion signed by the current device key over the new CSR.
+   * device assertion signed by the current device key over the new CSR. The
+   * assertion needs a `jti` and is accepted once: its jti is taken as soon as
+   * the assertion verifies (signature, certificate, aud, iat), before the CSR is
+   * looked at, so a captured request re-submitted, even concurrently, is refused
+   * DEVICE_ASSERTION_REPLAYED (or, if its x5c names the certificate the
+   * renewal replaced, DEVICE_ASSERTION_INVALID) and issues nothing. A renewal
+   * refused after that (a bad CSR, one the assertion does not cover, a
+   * concurrent renewal) has used its assertion too: the device signs a new one.
    */
   async renew(input: unknown): Promise<IssuedDevice> {
     const cmd = parseRequest(renewCommand, input, 'INVALID_RENEWAL');
+    requireJti(cmd.deviceAssertion);
     let assertion;
     try {
       assertion = await this.assertions.verify(cmd.deviceAssertion, {
@@ -597,6 +619,12 @@ export class DeviceRegistry {
       if (!(err instanceof DeviceAssertionError)) throw err;
       if (err.code === 'DEVICE_NOT_ACTIVE')
         throw new DomainError('FAILED_PRECONDITION', 'DEVICE_NOT_ACTIVE', err.message);
+      if (err.code === 'REPLAYED_ASSERTION')
+        throw new DomainError(
+          'UNAUTHENTICATED',
+          'DEVICE_ASSERTION_REPLAYED',
+          'the device assertion was used before (each one is accepted once): sign a new one',
+        );
       throw new DomainError('UNAUTHENTICATED', 'DEVICE_ASSERTION_INVALID', err.message);
     }
     const csr = await verifyDeviceCsr(cmd.csrPem).catch((e) => x509Failure(e, 'csrPem'));

@@ -559,7 +559,11 @@ export interface RegistrationServiceClient {
    * Issues a new certificate to an active device, for a new CSR, and revokes
    * the previous one. The request is authorized by a device assertion signed
    * by the current device key (aud "latchkey-registration", claim
-   * `csr_sha256` = base64url SHA-256 of the new CSR's DER).
+   * `csr_sha256` = base64url SHA-256 of the new CSR's DER, and a `jti`: an
+   * assertion is accepted once, and one whose renewal is then refused, e.g.
+   * for its CSR, is used up too).
+   * UNAUTHENTICATED with DEVICE_ASSERTION_REPLAYED for an assertion used
+   * before, DEVICE_ASSERTION_MALFORMED for one without a jti.
    */
 
   renewDeviceCertificate(
@@ -706,7 +710,11 @@ export interface RegistrationServiceController {
    * Issues a new certificate to an active device, for a new CSR, and revokes
    * the previous one. The request is authorized by a device assertion signed
    * by the current device key (aud "latchkey-registration", claim
-   * `csr_sha256` = base64url SHA-256 of the new CSR's DER).
+   * `csr_sha256` = base64url SHA-256 of the new CSR's DER, and a `jti`: an
+   * assertion is accepted once, and one whose renewal is then refused, e.g.
+   * for its CSR, is used up too).
+   * UNAUTHENTICATED with DEVICE_ASSERTION_REPLAYED for an assertion used
+   * before, DEVICE_ASSERTION_MALFORMED for one without a jti.
    */
 
   renewDeviceCertificate(
