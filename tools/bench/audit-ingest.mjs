@@ -8,7 +8,7 @@
 // RSS <= 300 MB and flat across 1,000,000 events.
 //
 //   node tools/bench/audit-ingest.mjs [--events 1000000] [--tenants 100] [--no-stream]
-//                                     [--heap-mb <MiB>] [--skip-build] [--keep]
+//                                     [--heap-mb <MiB>] [--skip-build] [--keep] [--cpu-prof]
 // Uses a scratch database (latchkey_bench_audit_ingest_<id>) and topics bench.audit.ingest.<id>.*,
 // removed at the end unless --keep. Needs the stack up and a build (done unless --skip-build).
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -18,7 +18,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { launcher, rssMiB } from './support/kit.mjs';
+import { cpuOfPids, cpuSince, pidsMatching, postgresPids } from './proc-cpu.mjs';
+import { launcher, rssMiB, startProfiled } from './support/kit.mjs';
 
 const require = createRequire(import.meta.url);
 const { Kafka, logLevel } = require('kafkajs');
@@ -32,6 +33,8 @@ const { values: opt } = parseArgs({
     'skip-build': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     'heap-mb': { type: 'string' },
+    /** Writes a V8 CPU profile of audit to tmp/bench/prof. */
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 const N = Number(opt.events);
@@ -162,8 +165,9 @@ async function rawConsume(kafka) {
 }
 
 async function auditIngest(db) {
-  const child = launcher.startService('audit', {
+  const child = (opt['cpu-prof'] ? startProfiled : launcher.startService)('audit', {
     profile: 'bench',
+    stdio: 'ignore',
     env: {
       HTTP_PORT: '18984',
       GRPC_PORT: '18985',
@@ -186,6 +190,11 @@ async function auditIngest(db) {
   let t0;
   let stored = 0;
   let streamed = 0;
+  // The rest of the pipeline on this machine: PostgreSQL (this database's backends and the
+  // shared WAL writer, checkpointer, ...; not other databases' backends) and the Kafka broker.
+  const pgPids = () => postgresPids((db) => db === DB);
+  let others;
+  let othersAtStored;
   try {
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null)
@@ -196,7 +205,12 @@ async function auditIngest(db) {
       );
       stored = Number(rows[0].n);
       streamed = Number(rows[0].s);
-      if (stored > 0) t0 ??= performance.now();
+      if (stored > 0 && !t0) {
+        t0 = performance.now();
+        others = { pg: cpuOfPids(pgPids()), broker: cpuOfPids(pidsMatching('kafka.Kafka')) };
+      }
+      if (stored >= N && others && !othersAtStored)
+        othersAtStored = { pg: cpuSince(others.pg), broker: cpuSince(others.broker) };
       const rss = rssMiB(child.pid);
       if (t0)
         samples.push({
@@ -215,7 +229,14 @@ async function auditIngest(db) {
   const total = samples[samples.length - 1].t;
   // CPU from the first stored batch to the last: the audit process's own cost per event.
   const cpu = last.cpu - samples[0].cpu;
-  return { storedSeconds: last.t, totalSeconds: total, samples, cpuSeconds: cpu };
+  return {
+    storedSeconds: last.t,
+    totalSeconds: total,
+    samples,
+    cpuSeconds: cpu,
+    pgCpuSeconds: othersAtStored?.pg ?? NaN,
+    brokerCpuSeconds: othersAtStored?.broker ?? NaN,
+  };
 }
 
 async function main() {
@@ -253,11 +274,18 @@ async function main() {
     const { rows } = await db.query(
       `SELECT count(*)::int AS n, count(DISTINCT tenant_id)::int AS t FROM audit_records`,
     );
+    // The targets as CPU: both cores for everything at the higher of the two rates.
+    const targetRate = Math.max(20000, raw.rate / 2);
+    const budget = (1e6 * availableParallelism()) / targetRate;
+    const lowerBound = (1e6 * (raw.cpuSeconds + audit.pgCpuSeconds + audit.brokerCpuSeconds)) / N;
     const lines = [
       `audit ingest benchmark: ${fmt(N)} events, ${TENANTS} tenants, ${PARTITIONS} partitions, stream ${opt['no-stream'] ? 'off' : 'on'}`,
       `  raw kafkajs consume (baseline) : ${fmt(raw.rate)} events/s (${raw.seconds.toFixed(1)} s; ${((1e6 * raw.cpuSeconds) / N).toFixed(1)} µs CPU/event)`,
       `  audit stored + chained         : ${fmt(rate)} events/s (${audit.storedSeconds.toFixed(1)} s) = ${((100 * rate) / raw.rate).toFixed(0)}% of raw`,
       `  audit process CPU              : ${((1e6 * audit.cpuSeconds) / N).toFixed(1)} µs/event until stored (user+sys; ${opt['no-stream'] ? 'no stream' : 'incl. streaming so far'})`,
+      `  PostgreSQL / Kafka broker CPU  : ${((1e6 * audit.pgCpuSeconds) / N).toFixed(1)} / ${((1e6 * audit.brokerCpuSeconds) / N).toFixed(1)} µs/event until stored (same window)`,
+      `  CPU budget at the targets      : ${budget.toFixed(1)} µs/event for audit + PostgreSQL + broker together (${availableParallelism()} cores at ${fmt(targetRate)} events/s)`,
+      `  lower bound at these costs     : ${lowerBound.toFixed(1)} µs/event = the raw consume's CPU (audit must read the events too) + PostgreSQL + broker: ${lowerBound > budget ? 'OVER the budget: the targets cannot be met on this machine' : 'within the budget'}`,
       `  load average (1 min)           : ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]} on ${availableParallelism()} cores`,
       opt['no-stream']
         ? null
