@@ -179,7 +179,6 @@ async function auditIngest(db) {
       AUDIT_CONSUMER_GROUP: `bench-audit-${id}`,
       AUDIT_STREAM_ENABLED: opt['no-stream'] ? 'false' : 'true',
       AUTH_ISSUER: 'http://127.0.0.1:9',
-      OTEL_SDK_DISABLED: 'true',
       // Optional heap cap (what a deployment's memory limit would impose).
       ...(opt['heap-mb'] ? { NODE_OPTIONS: `--max-old-space-size=${opt['heap-mb']}` } : {}),
     },

@@ -34,6 +34,12 @@ export function startTelemetry(
   env: NodeJS.ProcessEnv = process.env,
 ): Telemetry {
   if (started) return started;
+  // The OpenTelemetry SDK's own switch (OTEL_SDK_DISABLED=true): no provider, no
+  // instrumentation, no propagation — spans are the API's no-ops and logs carry no trace ids.
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') {
+    started = { shutdown: () => Promise.resolve() };
+    return started;
+  }
   const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
   const processor = endpoint
     ? new BatchSpanProcessor(
