@@ -28,6 +28,12 @@ export const registrationConfigShape = {
    */
   DEVICE_CA_PLATFORM_ROOT_CERT: pem('CERTIFICATE'),
   DEVICE_CA_PLATFORM_ROOT_KEY: pem('PRIVATE KEY'),
+  /**
+   * Worker threads that check the keys of registrations and renewals (CSR parse and
+   * signature, key policy, transport key): most of a registration's CPU, off the main
+   * thread. 0 checks them on the main thread. Default 1: a second core for a pod that has one.
+   */
+  REGISTRATION_KEY_CHECK_WORKERS: z.coerce.number().int().min(0).max(16).default(1),
   /** `aud` that device assertions sent to this service must carry. */
   DEVICE_ASSERTION_AUDIENCE: z.string().min(1).default('latchkey-registration'),
 };

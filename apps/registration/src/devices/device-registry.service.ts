@@ -11,10 +11,10 @@ import {
   DeviceAssertionError,
   type DeviceAssertionErrorCode,
   DeviceAssertionVerifier,
+  DeviceKeyChecker,
+  DeviceKeyError,
   TpmAttestationError,
-  verifyDeviceCsr,
   verifyTpmAttestation,
-  verifyTransportKey,
   X509Error,
 } from '@latchkey/crypto';
 import {
@@ -175,6 +175,11 @@ function x509Failure(err: unknown, field: string): never {
   throw err;
 }
 
+/** A key refused by the DeviceKeyChecker, as the request field it came from. */
+function keyFailure(err: unknown): never {
+  return x509Failure(err, err instanceof DeviceKeyError ? err.field : 'csrPem');
+}
+
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
 
 function csrDer(pem: string): Buffer {
@@ -216,6 +221,7 @@ export class DeviceRegistry {
     private readonly joinTokens: JoinTokens,
     private readonly writer: RegistrationWriter,
     private readonly jtis: DeviceAssertionJtis,
+    private readonly keys: DeviceKeyChecker,
   ) {
     const audience = config.DEVICE_ASSERTION_AUDIENCE;
     // One record of used jtis for every device assertion registration accepts (self-read and
@@ -349,13 +355,11 @@ export class DeviceRegistry {
   ): Promise<IssuedDevice | 'policy_changed'> {
     {
       // 2. The device key (proof of possession, policy) and the transport key.
-      const csr = await verifyDeviceCsr(cmd.csrPem).catch((e) => x509Failure(e, 'csrPem'));
-      let transport: { pem: string; thumbprint: string };
-      try {
-        transport = verifyTransportKey(cmd.transportPublicKey);
-      } catch (err) {
-        x509Failure(err, 'transportPublicKey');
-      }
+      // (On the key-check worker threads when there are any: most of a registration's CPU.)
+      const { csr, transport } = await this.keys
+        .check({ csrPem: cmd.csrPem, transportPublicKey: cmd.transportPublicKey })
+        .catch(keyFailure);
+      if (!transport) throw new Error('the transport key was not checked');
       if (transport.thumbprint === csr.thumbprint)
         throw DomainError.invalidArgument(
           'TRANSPORT_KEY_NOT_ALLOWED',
@@ -627,7 +631,7 @@ export class DeviceRegistry {
         );
       throw new DomainError('UNAUTHENTICATED', 'DEVICE_ASSERTION_INVALID', err.message);
     }
-    const csr = await verifyDeviceCsr(cmd.csrPem).catch((e) => x509Failure(e, 'csrPem'));
+    const { csr } = await this.keys.check({ csrPem: cmd.csrPem }).catch(keyFailure);
     if (assertion.claims.csr_sha256 !== sha256(csrDer(cmd.csrPem)).toString('base64url'))
       throw new DomainError(
         'UNAUTHENTICATED',
