@@ -4,6 +4,7 @@
  * (apps/<service>/src/config.ts, read at test time) one to one, the schema
  * accepts it, and values.yaml carries the service's own defaults.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { parseConfig } from '@latchkey/service-kit';
@@ -99,7 +100,8 @@ const DELIBERATE_OVERRIDES: Record<string, string> = {
 const DERIVED_HINTS: Record<string, string> = {
   REDIS_MODE: 'set services.<svc>.redis: true in values.yaml',
   KEY_ENCRYPTION_KEYS: 'set services.<svc>.keyEncryption: true in values.yaml',
-  INTERNAL_CALL_KEYS: 'set services.<svc>.internalCalls: true in values.yaml',
+  INTERNAL_CALL_SIGNING_KEYS: 'add the services it calls to services.<svc>.calls in values.yaml',
+  INTERNAL_CALL_TRUSTED_KEYS: 'set services.<svc>.internalCalls.serves: true in values.yaml',
   AUTH_ISSUER: 'set services.<svc>.tokens: verifier (or issuer) in values.yaml',
   AUTH_AUDIENCE: 'set services.<svc>.tokens: verifier (or issuer) in values.yaml',
   AUTH_JWKS_URL: 'set services.<svc>.tokens: verifier in values.yaml',
@@ -116,7 +118,9 @@ function hintFor(name: string, service: string): string {
 const SECRET_SAMPLES: Record<string, string> = {
   DATABASE_URL: 'postgresql://latchkey:secret@db:5432/latchkey',
   KEY_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
-  INTERNAL_CALL_KEYS: `ic1:${Buffer.alloc(32, 8).toString('base64')}`,
+  INTERNAL_CALL_SIGNING_KEYS: JSON.stringify({
+    keys: [{ ...generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }), kid: 'ic1' }],
+  }),
   REDIS_PASSWORD: 'secret',
   REDIS_SENTINEL_PASSWORD: 'secret',
   KAFKA_SASL_PASSWORD: 'secret',

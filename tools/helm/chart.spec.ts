@@ -17,10 +17,12 @@ import { Job } from 'kubernetes-models/batch/v1';
 import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { createPublicKey } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { Topics } from '@latchkey/events';
+import { parseInternalCallSigningKeys, parseInternalCallTrustedKeys } from '@latchkey/service-kit';
 import {
   byKind,
   component,
@@ -33,6 +35,7 @@ import {
   render,
   ROOT,
   template,
+  templateBare,
   VALUE_SETS,
   valuesOf,
 } from './helm';
@@ -128,7 +131,7 @@ const ARCHITECTURE_CALLS = /^(auth -> (provisioning|registration)|provisioning -
 const SECRET_VARS = [
   'DATABASE_URL',
   'KEY_ENCRYPTION_KEYS',
-  'INTERNAL_CALL_KEYS',
+  'INTERNAL_CALL_SIGNING_KEYS',
   'REDIS_PASSWORD',
   'REDIS_SENTINEL_PASSWORD',
   'KAFKA_SASL_PASSWORD',
@@ -298,10 +301,57 @@ describe.each(Object.keys(VALUE_SETS))('the chart with the %s values', (set) => 
         expect(env.find((e) => e.name === 'KEY_ENCRYPTION_KEYS')?.valueFrom?.secretKeyRef).toEqual(
           expect.objectContaining({ name: expect.any(String) }),
         );
-      // Every service that makes or serves service-to-service calls holds their key.
-      expect(env.find((e) => e.name === 'INTERNAL_CALL_KEYS')?.valueFrom?.secretKeyRef?.name).toBe(
-        values.services[svc].internalCalls ? 'latchkey-internal-calls' : undefined,
+      // A service that calls others holds its own signing key (from a Secret), no other one does.
+      const signing = env.find((e) => e.name === 'INTERNAL_CALL_SIGNING_KEYS');
+      const sk = values.services[svc].internalCalls?.signingKeys ?? {};
+      expect([svc, signing?.valueFrom?.secretKeyRef]).toEqual([
+        svc,
+        values.services[svc].calls?.length
+          ? sk.existingSecret
+            ? { name: sk.existingSecret, key: sk.secretKey }
+            : {
+                name: 'lk-latchkey-credentials',
+                key: `${svc.toUpperCase()}_INTERNAL_CALL_SIGNING_KEYS`,
+              }
+          : undefined,
+      ]);
+    }
+  });
+
+  it("keeps a test cluster's inline signing keys in the chart's Secret, matching the public keys", () => {
+    const svcs = values.services as Record<string, Json>;
+    const secret = objects.find(
+      (o) => o.kind === 'Secret' && o.metadata.name === 'lk-latchkey-credentials',
+    );
+    for (const svc of services.filter((s) => svcs[s].calls?.length)) {
+      const inline = svcs[svc].internalCalls?.signingKeys?.keys as string | undefined;
+      const stored = secret?.stringData?.[`${svc.toUpperCase()}_INTERNAL_CALL_SIGNING_KEYS`];
+      expect([svc, stored]).toEqual([svc, inline || undefined]);
+      if (!inline) continue;
+      const x = [...parseInternalCallSigningKeys(inline).values()].map(
+        (k) => createPublicKey(k).export({ format: 'jwk' }).x,
       );
+      expect(x).toEqual((svcs[svc].internalCalls.publicKeys as { x: string }[]).map((k) => k.x));
+    }
+  });
+
+  it("trusts, in each callee's ConfigMap, the public keys of exactly the services that call it", () => {
+    const svcs = values.services as Record<string, Json>;
+    for (const svc of services) {
+      const text = containerEnv(objects, svc).find((e) => e.name === 'INTERNAL_CALL_TRUSTED_KEYS');
+      const callers = services.filter((c) => (svcs[c].calls ?? []).includes(svc));
+      if (!svcs[svc].internalCalls?.serves) {
+        expect([svc, text]).toEqual([svc, undefined]);
+        continue;
+      }
+      expect(text?.valueFrom).toBeUndefined(); // plain ConfigMap value: public keys only
+      expect(text?.value).not.toMatch(/"d"/);
+      const trusted = parseInternalCallTrustedKeys(text!.value!);
+      expect([svc, [...trusted.keys()].sort()]).toEqual([svc, callers.sort()]);
+      for (const c of callers)
+        expect([...trusted.get(c)!.keys()]).toEqual(
+          (svcs[c].internalCalls.publicKeys as { kid: string }[]).map((k) => k.kid),
+        );
     }
   });
 
@@ -688,9 +738,38 @@ describe('invalid values', () => {
       /ingress\.enabled and gateway\.enabled are both true/,
     ],
     ['Gateway routes without a Gateway', ['gateway.enabled=true'], /gateway\.parentRefs is empty/],
+    [
+      'a caller without its signing-key Secret',
+      ['services.auth.internalCalls.signingKeys.existingSecret='],
+      /services\.auth\.internalCalls\.signingKeys\.existingSecret is empty: auth calls registration, provisioning/,
+    ],
+    [
+      'a private key among the public keys',
+      ['services.auth.internalCalls.publicKeys[0].d=AAAA'],
+      /services\/auth\/internalCalls\/publicKeys\/0.*additional properties 'd'/s,
+    ],
+    [
+      'a public key of another type',
+      ['services.auth.internalCalls.publicKeys[0].crv=P-256'],
+      /services\/auth\/internalCalls\/publicKeys\/0\/crv/,
+    ],
+    [
+      'a callee no enabled service calls',
+      ['services.auth.enabled=false', 'services.provisioning.enabled=false'],
+      /services\.registration\.internalCalls\.serves is true but no enabled service calls it/,
+    ],
   ])('rejects %s with a message naming it', (_what, set, message) => {
     const r = template([], set);
     expect(r.ok).toBe(false);
     expect(r.output).toMatch(message);
+  });
+
+  it("rejects an install that does not name a calling service's public key", () => {
+    const r = templateBare([]);
+    expect(r.ok).toBe(false);
+    expect(r.output).toMatch(
+      /services\.(auth|provisioning)\.internalCalls\.publicKeys is empty: \w+ calls \w+, which must trust/,
+    );
+    expect(r.output).toMatch(/tools\/scripts\/internal-call-keys\.mjs/);
   });
 });

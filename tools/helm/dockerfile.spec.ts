@@ -5,6 +5,7 @@
  * deploy/compose/compose.yaml builds and configures every service as its
  * config schema requires.
  */
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -164,6 +165,55 @@ describe('deploy/compose/compose.yaml', () => {
     merge: true,
   }) as Json;
 
+  /** What deploy/compose/.env holds, as its header says (fresh keys). */
+  const jwk = (key: KeyObject, kid: string) => ({ ...key.export({ format: 'jwk' }), kid });
+  const dotenv: Record<string, string> = {
+    KEY_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32).toString('base64')}`,
+  };
+  for (const caller of ['auth', 'provisioning']) {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const prefix = caller.toUpperCase();
+    dotenv[`${prefix}_INTERNAL_CALL_SIGNING_KEYS`] = JSON.stringify({
+      keys: [jwk(privateKey, caller)],
+    });
+    dotenv[`${prefix}_INTERNAL_CALL_PUBLIC_KEY`] = JSON.stringify(jwk(publicKey, caller));
+  }
+  /** A service's environment with the .env variables interpolated (each one required). */
+  function composeEnv(svc: string): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(
+      compose.services[svc].environment as Record<string, unknown>,
+    ))
+      env[k] = String(v).replace(/\$\{([A-Z0-9_]+):\?[^}]*\}/g, (_m, name: string) => {
+        if (!(name in dotenv))
+          throw new Error(
+            `${svc}: ${k} needs ${name}, which the header of compose.yaml does not name`,
+          );
+        return dotenv[name]!;
+      });
+    return env;
+  }
+
+  it("gives each caller only its own signing key and each callee its callers' public keys", () => {
+    const trusted = (svc: string) => {
+      const v = composeEnv(svc).INTERNAL_CALL_TRUSTED_KEYS;
+      return v === undefined ? undefined : Object.keys(JSON.parse(v) as object).sort();
+    };
+    expect(Object.fromEntries(SERVICES.map((s) => [s, trusted(s)]))).toEqual({
+      registration: ['auth', 'provisioning'],
+      provisioning: ['auth'],
+      auth: undefined,
+      audit: undefined,
+    });
+    for (const svc of SERVICES)
+      expect([svc, composeEnv(svc).INTERNAL_CALL_SIGNING_KEYS]).toEqual([
+        svc,
+        ['auth', 'provisioning'].includes(svc)
+          ? dotenv[`${svc.toUpperCase()}_INTERNAL_CALL_SIGNING_KEYS`]
+          : undefined,
+      ]);
+  });
+
   it.each(SERVICES)('builds %s from the Dockerfile, hardened like the chart', (svc) => {
     const s = compose.services[svc];
     expect(s.build).toEqual({
@@ -184,14 +234,7 @@ describe('deploy/compose/compose.yaml', () => {
       const shape = require(join(ROOT, 'apps', svc, 'src/config.ts'))[
         `${svc}ConfigShape`
       ] as Record<string, z.ZodTypeAny>;
-      const env: Record<string, string> = {};
-      for (const [k, v] of Object.entries(
-        compose.services[svc].environment as Record<string, unknown>,
-      ))
-        env[k] = String(v).replace(
-          /^\$\{(KEY_ENCRYPTION_KEYS|INTERNAL_CALL_KEYS):\?.*\}$/,
-          `k1:${Buffer.alloc(32).toString('base64')}`,
-        );
+      const env = composeEnv(svc);
       const unknown = Object.keys(env).filter(
         (k) => !(k in shape) && k !== 'KAFKAJS_NO_PARTITIONER_WARNING',
       );

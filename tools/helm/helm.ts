@@ -66,13 +66,39 @@ export function helm(args: string[]): HelmResult {
   };
 }
 
+/**
+ * The calling services' public internal-call keys, which every install must set (they have no
+ * default): the first values file of every render below.
+ */
+export const INTERNAL_CALL_PUBLIC_KEYS_VALUES = join(
+  ROOT,
+  'tools',
+  'helm',
+  'internal-call-keys-values.yaml',
+);
+
 function valueArgs(files: string[], set: string[]): string[] {
-  return [...files.flatMap((f) => ['-f', f]), ...set.flatMap((s) => ['--set', s])];
+  return [
+    ...[INTERNAL_CALL_PUBLIC_KEYS_VALUES, ...files].flatMap((f) => ['-f', f]),
+    ...set.flatMap((s) => ['--set', s]),
+  ];
 }
 
 /** `helm template` (hooks included); the raw result, for tests of failures. */
 export function template(files: string[], set: string[] = []): HelmResult {
   return helm(['template', RELEASE, CHART, '--namespace', 'latchkey', ...valueArgs(files, set)]);
+}
+
+/** `helm template` with only these values files (not even INTERNAL_CALL_PUBLIC_KEYS_VALUES). */
+export function templateBare(files: string[]): HelmResult {
+  return helm([
+    'template',
+    RELEASE,
+    CHART,
+    '--namespace',
+    'latchkey',
+    ...files.flatMap((f) => ['-f', f]),
+  ]);
 }
 
 export function lint(files: string[]): HelmResult {
@@ -112,7 +138,7 @@ export function mergeValues(base: Json, over: Json): Json {
 
 /** The effective values of a value set (values.yaml merged with its files). */
 export function valuesOf(set: string): Json {
-  return VALUE_SETS[set]!.reduce(
+  return [INTERNAL_CALL_PUBLIC_KEYS_VALUES, ...VALUE_SETS[set]!].reduce(
     (acc, f) => mergeValues(acc, parseYaml(readFileSync(f, 'utf8'))),
     parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8')),
   );

@@ -4,7 +4,7 @@
 const { spawn } = require('node:child_process');
 const { createWriteStream, mkdirSync } = require('node:fs');
 const http = require('node:http');
-const { createHmac } = require('node:crypto');
+const { createPrivateKey, createPublicKey, hkdfSync } = require('node:crypto');
 const path = require('node:path');
 const catalog = require('../services.json');
 const { localKeyEncryptionKey } = require('./local-kek.cjs');
@@ -25,16 +25,67 @@ function localKeyEncryptionKeys() {
 }
 
 /**
- * INTERNAL_CALL_KEYS of local development and tests: derived from the current key-encryption key
- * (HMAC with a label of its own: knowing it tells nothing of that key), so every service and
- * every clone on this machine shares it without another file. A deployment supplies its own.
+ * The service-to-service gRPC calls (caller → callees), as in ARCHITECTURE.md and the chart's
+ * `services.<name>.calls`: a caller gets its own signing key, a callee the public keys of its
+ * callers (and of no other service).
  */
-function localInternalCallKeys(keyEncryptionKeys) {
+const INTERNAL_CALLS = { auth: ['registration', 'provisioning'], provisioning: ['registration'] };
+
+// PKCS#8 DER prefix of an Ed25519 private key (RFC 8410), followed by the 32-byte seed.
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * The Ed25519 key pair of `service`'s internal calls in local development and tests, as JWKs:
+ * derived from the current key-encryption key (HKDF-SHA256 with a label of its own per service:
+ * knowing one tells nothing of the KEK or of another service's key), so every clone on this
+ * machine agrees on it without another file. A deployment supplies its own (a Secret per caller).
+ */
+function localInternalCallKeyPair(service, keyEncryptionKeys = currentKeyEncryptionKeys()) {
   const [kid, key] = keyEncryptionKeys.split(',')[0].trim().split(':');
-  const derived = createHmac('sha256', Buffer.from(key, 'base64'))
-    .update('latchkey internal-call key v1')
-    .digest('base64');
-  return `${kid.slice(0, 29)}-ic:${derived}`;
+  const seed = Buffer.from(
+    hkdfSync(
+      'sha256',
+      Buffer.from(key, 'base64'),
+      Buffer.alloc(0),
+      `latchkey internal call ${service}`,
+      32,
+    ),
+  );
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  const common = { kid: `${kid}-ic`, alg: 'EdDSA', use: 'sig' };
+  return {
+    privateJwk: { ...privateKey.export({ format: 'jwk' }), ...common },
+    publicJwk: { ...createPublicKey(privateKey).export({ format: 'jwk' }), ...common },
+  };
+}
+
+/** INTERNAL_CALL_SIGNING_KEYS of `service` (a JWK Set, JSON), whether or not it makes calls. */
+function localInternalCallSigningKeys(service, keyEncryptionKeys = currentKeyEncryptionKeys()) {
+  return JSON.stringify({
+    keys: [localInternalCallKeyPair(service, keyEncryptionKeys).privateJwk],
+  });
+}
+
+/** Each service's internal-call variables: only its own private key, only its callers' public keys. */
+function localInternalCallEnv(service, keyEncryptionKeys) {
+  const callers = Object.keys(INTERNAL_CALLS).filter((c) => INTERNAL_CALLS[c].includes(service));
+  const trusted = Object.fromEntries(
+    callers.map((c) => [c, { keys: [localInternalCallKeyPair(c, keyEncryptionKeys).publicJwk] }]),
+  );
+  return {
+    INTERNAL_CALL_SIGNING_KEYS: INTERNAL_CALLS[service]
+      ? localInternalCallSigningKeys(service, keyEncryptionKeys)
+      : undefined,
+    INTERNAL_CALL_TRUSTED_KEYS: callers.length ? JSON.stringify(trusted) : undefined,
+  };
+}
+
+function currentKeyEncryptionKeys() {
+  return process.env.KEY_ENCRYPTION_KEYS ?? localKeyEncryptionKeys();
 }
 
 function profileOf(name) {
@@ -54,7 +105,7 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
   const def = catalog.services.find((s) => s.name === service);
   const p = profileOf(profile);
   const { http: httpPort, grpc: grpcPort } = ports(service, profile);
-  const keyEncryptionKeys = process.env.KEY_ENCRYPTION_KEYS ?? localKeyEncryptionKeys();
+  const keyEncryptionKeys = currentKeyEncryptionKeys();
   const env = {
     ...process.env,
     NODE_ENV: profile === 'test' ? 'test' : 'development',
@@ -79,8 +130,9 @@ function serviceEnv(service, profile = 'dev', extra = {}) {
     // auth looks user keys up with provisioning's GetCredential.
     PROVISIONING_GRPC_ADDRESS: `127.0.0.1:${ports('provisioning', profile).grpc}`,
     KEY_ENCRYPTION_KEYS: keyEncryptionKeys,
-    // Service-to-service calls (GetDevice, GetCredential) are signed with it.
-    INTERNAL_CALL_KEYS: process.env.INTERNAL_CALL_KEYS ?? localInternalCallKeys(keyEncryptionKeys),
+    // Service-to-service calls (GetDevice, GetCredential): the caller's own signing key, the
+    // callee's callers' public keys (whatever the calling environment holds is replaced).
+    ...localInternalCallEnv(service, keyEncryptionKeys),
     // Every service validates auth's tokens from auth's JWKS; auth issues them under this name.
     AUTH_ISSUER: `http://127.0.0.1:${ports('auth', profile).http}`,
     ...(def.redis ? { REDIS_URL: p.redis ?? catalog.redis } : {}),
@@ -176,4 +228,16 @@ async function startAll({ profile = 'dev', env = {}, logDir, names } = {}) {
   return { children, stop };
 }
 
-module.exports = { root, catalog, ports, serviceEnv, waitReady, startService, stopChild, startAll };
+module.exports = {
+  root,
+  catalog,
+  ports,
+  serviceEnv,
+  waitReady,
+  startService,
+  stopChild,
+  startAll,
+  INTERNAL_CALLS,
+  localInternalCallKeyPair,
+  localInternalCallSigningKeys,
+};

@@ -1,5 +1,13 @@
 /** The launcher's per-profile environment (tools/scripts/services.cjs). */
-import { internalCallConfigShape, kafkaConfigShape, loadConfig } from '@latchkey/service-kit';
+import { createPublicKey } from 'node:crypto';
+import {
+  internalCallSignerConfigShape,
+  internalCallVerifierConfigShape,
+  kafkaConfigShape,
+  loadConfig,
+  parseInternalCallSigningKeys,
+  parseInternalCallTrustedKeys,
+} from '@latchkey/service-kit';
 
 // A CommonJS script of the repository, loaded by path (as libs/testing does).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -34,33 +42,53 @@ describe('the Kafka session timeout of each profile', () => {
   });
 });
 
-describe("the launcher's INTERNAL_CALL_KEYS", () => {
+describe("the launcher's internal-call keys", () => {
   const saved = { ...process.env };
   afterEach(() => {
     process.env = { ...saved };
   });
+  const kek = (fill: number) => Buffer.alloc(32, fill).toString('base64');
+  const envOf = (service: string) => launcher.serviceEnv(service, 'test');
 
-  it('derives one key, shared by every service, from the current key-encryption key', () => {
-    delete process.env.INTERNAL_CALL_KEYS;
-    const kek = Buffer.alloc(32, 3).toString('base64');
-    process.env.KEY_ENCRYPTION_KEYS = `a-rather-long-key-encryption-kid:${kek},old:${Buffer.alloc(32, 4).toString('base64')}`;
-    const values = ['auth', 'registration', 'provisioning'].map(
-      (s) => launcher.serviceEnv(s, 'test').INTERNAL_CALL_KEYS,
-    );
-    expect(new Set(values).size).toBe(1);
-    const keys = loadConfig(internalCallConfigShape, { INTERNAL_CALL_KEYS: values[0]! });
-    const [kid, key] = keys.INTERNAL_CALL_KEYS.split(':') as [string, string];
-    expect(kid).toBe('a-rather-long-key-encryption--ic'); // at most 32 characters
-    expect(key).not.toBe(kek); // a key of its own, not the KEK
-    process.env.KEY_ENCRYPTION_KEYS = `other:${Buffer.alloc(32, 5).toString('base64')}`;
-    expect(launcher.serviceEnv('auth', 'test').INTERNAL_CALL_KEYS).not.toBe(values[0]);
+  it("gives each caller only its own private key and each callee only its callers' public keys", () => {
+    process.env.KEY_ENCRYPTION_KEYS = `a-rather-long-key-encryption-kid:${kek(3)},old:${kek(4)}`;
+    // Whatever the calling shell holds is not passed on.
+    process.env.INTERNAL_CALL_SIGNING_KEYS = 'inherited';
+    process.env.INTERNAL_CALL_TRUSTED_KEYS = 'inherited';
+    const signing = (s: string) =>
+      parseInternalCallSigningKeys(
+        loadConfig(internalCallSignerConfigShape, envOf(s)).INTERNAL_CALL_SIGNING_KEYS,
+      );
+    const trusted = (s: string) =>
+      parseInternalCallTrustedKeys(
+        loadConfig(internalCallVerifierConfigShape, envOf(s)).INTERNAL_CALL_TRUSTED_KEYS,
+      );
+    expect([...signing('auth').keys()]).toEqual(['a-rather-long-key-encryption-kid-ic']);
+    expect([...trusted('registration').keys()]).toEqual(['auth', 'provisioning']);
+    expect([...trusted('provisioning').keys()]).toEqual(['auth']);
+    for (const callee of ['registration', 'provisioning'])
+      expect(envOf(callee).INTERNAL_CALL_TRUSTED_KEYS).not.toContain('"d"');
+    expect(envOf('registration').INTERNAL_CALL_SIGNING_KEYS).toBeUndefined();
+    expect(envOf('audit').INTERNAL_CALL_SIGNING_KEYS).toBeUndefined();
+    expect(envOf('audit').INTERNAL_CALL_TRUSTED_KEYS).toBeUndefined();
+    expect(envOf('auth').INTERNAL_CALL_TRUSTED_KEYS).toBeUndefined();
+    // Each caller's public key is the one its private key makes, and differs per service.
+    const publicOf = (s: string) =>
+      createPublicKey(signing(s).values().next().value!).export({ format: 'jwk' }).x;
+    const registrationTrusts = trusted('registration');
+    const x = (caller: string) =>
+      registrationTrusts.get(caller)!.values().next().value!.export({ format: 'jwk' }).x;
+    expect(x('auth')).toBe(publicOf('auth'));
+    expect(x('provisioning')).toBe(publicOf('provisioning'));
+    expect(publicOf('auth')).not.toBe(publicOf('provisioning'));
   });
 
-  it('is whatever INTERNAL_CALL_KEYS the environment sets', () => {
-    process.env.INTERNAL_CALL_KEYS = `mine:${Buffer.alloc(32, 6).toString('base64')}`;
-    process.env.KEY_ENCRYPTION_KEYS = `k:${Buffer.alloc(32).toString('base64')}`;
-    expect(launcher.serviceEnv('registration', 'test').INTERNAL_CALL_KEYS).toBe(
-      process.env.INTERNAL_CALL_KEYS,
-    );
+  it('derives the keys from the current key-encryption key: the same on every start, new with a new KEK', () => {
+    process.env.KEY_ENCRYPTION_KEYS = `k1:${kek(3)}`;
+    const first = envOf('auth').INTERNAL_CALL_SIGNING_KEYS;
+    expect(envOf('auth').INTERNAL_CALL_SIGNING_KEYS).toBe(first);
+    expect(first).not.toContain(kek(3));
+    process.env.KEY_ENCRYPTION_KEYS = `k2:${kek(5)},k1:${kek(3)}`;
+    expect(envOf('auth').INTERNAL_CALL_SIGNING_KEYS).not.toBe(first);
   });
 });

@@ -1,23 +1,26 @@
 /**
  * Service-to-service RPCs (registration GetDevice, provisioning GetCredential)
  * are routed to the internet with the rest of the gRPC API, so they must refuse
- * anyone but the deployment's own services: a caller needs a token MACed with
- * INTERNAL_CALL_KEYS, naming itself, addressed to the callee, from a service the
- * handler serves. Each case asserts the exact refusal; the last one shows that
- * a rightful caller passes the guard (and gets the lookup's own NOT_FOUND).
+ * anyone but the deployment's own services: a caller needs a token signed with
+ * its own key (INTERNAL_CALL_SIGNING_KEYS), naming itself, addressed to the
+ * callee, which trusts that key for that caller only (INTERNAL_CALL_TRUSTED_KEYS).
+ * Each case asserts the exact refusal; the last one shows that a rightful caller
+ * passes the guard (and gets the lookup's own NOT_FOUND).
  *
- *   npx jest tools/security/internal-calls --selectProjects e2e
+ *   LATCHKEY_TEST_PROFILE=<profile> npx jest tools/security/internal-calls --selectProjects e2e
  */
 import { randomUUID } from 'node:crypto';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import {
   grpcAddress,
   grpcClient,
   internalCall,
+  internalCallToken,
   Metadata,
   reasonOf,
   type UnaryClient,
+  withInternalCallToken as withToken,
 } from '@latchkey/testing';
 
 let registration: UnaryClient;
@@ -46,27 +49,27 @@ async function refusal(p: Promise<unknown>): Promise<{ code?: number; reason?: s
   return { code: err.code, reason: reasonOf(err) };
 }
 
-function withToken(token: string): Metadata {
-  const md = new Metadata();
-  md.set('latchkey-internal-call', token);
-  return md;
-}
-
-/** A well-formed internal-call token under a key the deployment does not have. */
+/** A well-formed internal-call token under a key the deployment does not have (same kid). */
 async function foreignToken(caller: string, callee: string): Promise<string> {
+  const genuine = await internalCallToken(caller, callee);
+  const { kid } = JSON.parse(Buffer.from(genuine.split('.')[0]!, 'base64url').toString()) as {
+    kid: string;
+  };
+  const { privateKey } = await generateKeyPair('EdDSA', { extractable: true });
+  expect((await exportJWK(privateKey)).crv).toBe('Ed25519');
   return new SignJWT({})
-    .setProtectedHeader({ alg: 'HS256', kid: 'attacker', typ: 'latchkey-internal-call+jwt' })
+    .setProtectedHeader({ alg: 'EdDSA', kid, typ: 'latchkey-internal-call+jwt' })
     .setIssuer(caller)
     .setAudience(`latchkey:${callee}`)
     .setIssuedAt()
     .setExpirationTime('5m')
-    .sign(new Uint8Array(32).fill(7));
+    .sign(privateKey);
 }
 
 describe.each([
   ['registration GetDevice', getDevice, 'registration', 'auth', 'audit'],
   ['provisioning GetCredential', getCredential, 'provisioning', 'auth', 'provisioning'],
-] as const)('%s', (_name, call, callee, rightful, notServed) => {
+] as const)('%s', (_name, call, callee, rightful, untrusted) => {
   it('refuses a caller without an internal-call token (a device, a user, the internet)', async () => {
     expect(await refusal(call())).toEqual({
       code: status.UNAUTHENTICATED,
@@ -105,11 +108,27 @@ describe.each([
     }
   });
 
-  it('refuses a latchkey service the handler does not serve', async () => {
-    expect(await refusal(call(await internalCall(notServed, callee)))).toEqual({
-      code: status.PERMISSION_DENIED,
-      reason: 'INTERNAL_CALLER_NOT_ALLOWED',
+  it('refuses a latchkey service whose key the callee does not trust', async () => {
+    // The callee holds the public keys of its callers only (PERMISSION_DENIED for a trusted
+    // caller a handler does not list is covered by libs/service-kit internal-call.spec.ts).
+    expect(await refusal(call(await internalCall(untrusted, callee)))).toEqual({
+      code: status.UNAUTHENTICATED,
+      reason: 'INTERNAL_CALL_INVALID',
     });
+  });
+
+  it('refuses a service that signs with its own genuine key but claims to be the rightful caller', async () => {
+    // A compromised service holds its own private key, not the rightful caller's.
+    for (const impostor of ['registration', 'provisioning', 'audit'].filter(
+      (s) => s !== rightful,
+    )) {
+      const md = withToken(await internalCallToken(impostor, callee, { iss: rightful }));
+      expect({ impostor, ...(await refusal(call(md))) }).toEqual({
+        impostor,
+        code: status.UNAUTHENTICATED,
+        reason: 'INTERNAL_CALL_INVALID',
+      });
+    }
   });
 
   it('lets the rightful caller through to the lookup itself', async () => {

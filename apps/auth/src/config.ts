@@ -4,7 +4,7 @@ import {
   baseConfigShape,
   databaseConfigShape,
   redisConfigShape,
-  internalCallConfigShape,
+  internalCallSignerConfigShape,
 } from '@latchkey/service-kit';
 import { z } from 'zod';
 
@@ -18,7 +18,7 @@ export const authConfigShape = {
   ...databaseConfigShape,
   ...redisConfigShape,
   ...keyEncryptionConfigShape,
-  ...internalCallConfigShape,
+  ...internalCallSignerConfigShape,
   /** Public base URL of auth: the `iss` of its tokens and the base of OIDC discovery. */
   AUTH_ISSUER: z
     .string()

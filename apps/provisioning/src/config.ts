@@ -4,7 +4,8 @@ import {
   databaseConfigShape,
   redisConfigShape,
   tokenValidationConfigShape,
-  internalCallConfigShape,
+  internalCallSignerConfigShape,
+  internalCallVerifierConfigShape,
 } from '@latchkey/service-kit';
 import { z } from 'zod';
 
@@ -13,7 +14,8 @@ export const provisioningConfigShape = {
   ...databaseConfigShape,
   ...redisConfigShape,
   ...tokenValidationConfigShape,
-  ...internalCallConfigShape,
+  ...internalCallSignerConfigShape,
+  ...internalCallVerifierConfigShape,
   /** registration's gRPC endpoint (host:port), for GetDevice. */
   REGISTRATION_GRPC_ADDRESS: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port'),
   /** Deadline of each call to registration. */

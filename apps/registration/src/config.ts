@@ -4,7 +4,7 @@ import {
   baseConfigShape,
   databaseConfigShape,
   tokenValidationConfigShape,
-  internalCallConfigShape,
+  internalCallVerifierConfigShape,
 } from '@latchkey/service-kit';
 import { z } from 'zod';
 
@@ -19,7 +19,7 @@ export const registrationConfigShape = {
   ...databaseConfigShape,
   ...tokenValidationConfigShape,
   ...keyEncryptionConfigShape,
-  ...internalCallConfigShape,
+  ...internalCallVerifierConfigShape,
   /** Consumer group for auth's tenant events; defaults to KAFKA_CLIENT_ID, then latchkey-registration. */
   REGISTRATION_CONSUMER_GROUP: z.string().min(1).optional(),
   /**

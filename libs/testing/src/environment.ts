@@ -10,6 +10,8 @@ const launcher = require(launcherPath) as {
   catalog: { profiles: Record<string, { portOffset: number; dbPrefix: string }> };
   ports(service: string, profile?: string): { http: number; grpc: number };
   serviceEnv(service: string, profile?: string, extra?: Record<string, string>): NodeJS.ProcessEnv;
+  /** INTERNAL_CALL_SIGNING_KEYS the launcher derives for a service (a JWK Set, JSON). */
+  localInternalCallSigningKeys(service: string): string;
   startService(
     service: string,
     options: { profile?: string; env?: Record<string, string>; logFile?: string },

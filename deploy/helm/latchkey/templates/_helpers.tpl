@@ -103,7 +103,13 @@ Whether the chart creates the credentials Secret ("true" or "").
 */}}
 {{- define "latchkey.hasInlineCredentials" -}}
 {{- $v := .Values }}
-{{- if or $v.postgresql.urls $v.keyEncryption.keys $v.internalCalls.keys $v.redis.auth.password $v.kafka.sasl.password }}true{{ end }}
+{{- $inlineSigningKeys := false }}
+{{- range $name, $svc := $v.services }}
+{{- if and $svc.enabled $svc.calls (($svc.internalCalls | default dict).signingKeys | default dict).keys }}
+{{- $inlineSigningKeys = true }}
+{{- end }}
+{{- end }}
+{{- if or $v.postgresql.urls $v.keyEncryption.keys $inlineSigningKeys $v.redis.auth.password $v.kafka.sasl.password }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -125,17 +131,40 @@ Call with (dict "root" $ "name" <service> "svc" <service values>).
 {{- end }}
 
 {{/*
-The Secret and key holding INTERNAL_CALL_KEYS, as "name/key".
+The Secret and key holding one calling service's INTERNAL_CALL_SIGNING_KEYS (its own private
+keys), as "name/key". Call with (dict "root" $ "name" <service> "svc" <service values>).
 */}}
-{{- define "latchkey.internalCallsSecretRef" -}}
-{{- $ic := .Values.internalCalls }}
-{{- if $ic.existingSecret }}
-{{- printf "%s/%s" $ic.existingSecret ($ic.secretKey | default "INTERNAL_CALL_KEYS") }}
-{{- else if $ic.keys }}
-{{- printf "%s/INTERNAL_CALL_KEYS" (include "latchkey.credentialsSecretName" .) }}
+{{- define "latchkey.internalCallSigningSecretRef" -}}
+{{- $sk := ((.svc.internalCalls | default dict).signingKeys | default dict) }}
+{{- if $sk.existingSecret }}
+{{- printf "%s/%s" $sk.existingSecret ($sk.secretKey | default "INTERNAL_CALL_SIGNING_KEYS") }}
+{{- else if $sk.keys }}
+{{- printf "%s/%s_INTERNAL_CALL_SIGNING_KEYS" (include "latchkey.credentialsSecretName" .root) (upper .name | replace "-" "_") }}
 {{- else }}
-{{- fail "internalCalls.existingSecret is empty: name the Secret that holds INTERNAL_CALL_KEYS (\"<kid>:<base64 of 32 bytes>\"), e.g. kubectl create secret generic latchkey-internal-calls --from-literal=INTERNAL_CALL_KEYS=ic1:$(openssl rand -base64 32); or set internalCalls.keys on a test cluster" }}
+{{- fail (printf "services.%s.internalCalls.signingKeys.existingSecret is empty: %s calls %s and signs those calls with its own key. Create one with node tools/scripts/internal-call-keys.mjs %s (a Secret with key INTERNAL_CALL_SIGNING_KEYS, and the public key for services.%s.internalCalls.publicKeys); or set services.%s.internalCalls.signingKeys.keys on a test cluster" .name .name (join ", " .svc.calls) .name .name .name) }}
 {{- end }}
+{{- end }}
+
+{{/*
+INTERNAL_CALL_TRUSTED_KEYS of one service that serves internal calls: the public keys
+(services.<caller>.internalCalls.publicKeys) of each enabled service whose `calls` name it, and
+of no other service, as JSON. Call with (dict "root" $ "name" <service> "svc" <service values>).
+*/}}
+{{- define "latchkey.internalCallTrustedKeys" -}}
+{{- $trusted := dict }}
+{{- range $caller, $c := .root.Values.services }}
+{{- if and $c.enabled (has $.name ($c.calls | default list)) }}
+{{- $pub := (($c.internalCalls | default dict).publicKeys | default list) }}
+{{- if not $pub }}
+{{- fail (printf "services.%s.internalCalls.publicKeys is empty: %s calls %s, which must trust %s's public signing key (a JWK: node tools/scripts/internal-call-keys.mjs %s prints a new pair)" $caller $caller $.name $caller $caller) }}
+{{- end }}
+{{- $_ := set $trusted $caller (dict "keys" $pub) }}
+{{- end }}
+{{- end }}
+{{- if not $trusted }}
+{{- fail (printf "services.%s.internalCalls.serves is true but no enabled service calls it: set it to false, or enable its callers" .name) }}
+{{- end }}
+{{- toJson $trusted }}
 {{- end }}
 
 {{/*
@@ -276,6 +305,9 @@ Call with (dict "root" $ "name" <service> "svc" <service values>).
 {{- range $callee := .svc.calls }}
 {{- $calleeSvc := get $v.services $callee }}
 {{- $_ := set $env (printf "%s_GRPC_ADDRESS" (upper $callee | replace "-" "_")) (printf "%s:%s" (include "latchkey.componentName" (dict "root" $.root "name" $callee)) (include "latchkey.envString" $calleeSvc.ports.grpc)) }}
+{{- end }}
+{{- if (.svc.internalCalls | default dict).serves }}
+{{- $_ := set $env "INTERNAL_CALL_TRUSTED_KEYS" (include "latchkey.internalCallTrustedKeys" .) }}
 {{- end }}
 {{- if ne .svc.tokens "none" }}
 {{- $_ := set $env "AUTH_ISSUER" (required "tokens.issuer is required: the public base URL of auth (e.g. https://auth.example.com)" $v.tokens.issuer) }}

@@ -66,8 +66,9 @@ export class InternalGrpcClient {
         if (!err) return resolve(res ?? null);
         if (err.code === status.NOT_FOUND) return resolve(null);
         if (err.code === status.UNAUTHENTICATED || err.code === status.PERMISSION_DENIED) {
-          // Still UNAVAILABLE for our caller (fail closed), but saying why: the deployment's
-          // services do not share INTERNAL_CALL_KEYS, or the peer does not serve this service.
+          // Still UNAVAILABLE for our caller (fail closed), but saying why: the
+          // peer does not trust this service's signing key (INTERNAL_CALL_TRUSTED_KEYS), or it
+          // does not serve this service.
           return reject(
             DomainError.unavailable(
               'INTERNAL_CALL_REFUSED',
