@@ -1,5 +1,8 @@
 /** The launcher's per-profile environment (tools/scripts/services.cjs). */
 import { createPublicKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import {
   internalCallSignerConfigShape,
   internalCallVerifierConfigShape,
@@ -13,6 +16,7 @@ import {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const launcher = require('./services.cjs') as {
   serviceEnv(service: string, profile?: string): NodeJS.ProcessEnv;
+  INTERNAL_CALLS: Record<string, string[]>;
 };
 
 describe('the Kafka session timeout of each profile', () => {
@@ -81,6 +85,21 @@ describe("the launcher's internal-call keys", () => {
     expect(x('auth')).toBe(publicOf('auth'));
     expect(x('provisioning')).toBe(publicOf('provisioning'));
     expect(publicOf('auth')).not.toBe(publicOf('provisioning'));
+  });
+
+  it("follows the chart's service-to-service calls (services.<name>.calls)", () => {
+    const values = parseYaml(
+      readFileSync(join(__dirname, '../../deploy/helm/latchkey/values.yaml'), 'utf8'),
+    ) as { services: Record<string, { calls: string[] }> };
+    const chartCalls = Object.fromEntries(
+      Object.entries(values.services)
+        .filter(([, s]) => s.calls.length)
+        .map(([name, s]) => [name, [...s.calls].sort()]),
+    );
+    const launcherCalls = Object.fromEntries(
+      Object.entries(launcher.INTERNAL_CALLS).map(([name, calls]) => [name, [...calls].sort()]),
+    );
+    expect(launcherCalls).toEqual(chartCalls);
   });
 
   it('derives the keys from the current key-encryption key: the same on every start, new with a new KEK', () => {
