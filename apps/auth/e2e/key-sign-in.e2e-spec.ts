@@ -7,6 +7,7 @@
  * the `auth.sign_in.failed` event. Revocations (RevokeCredential,
  * DisableDevice) are measured: refused within 1 s.
  */
+import 'reflect-metadata';
 import {
   generateKeyPairSync,
   hkdfSync,
@@ -16,15 +17,23 @@ import {
   webcrypto,
 } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
+import { type INestApplicationContext, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import * as x509 from '@peculiar/x509';
 import {
   compactDecrypt,
   createRemoteJWKSet,
+  decodeJwt,
   decodeProtectedHeader,
   jwtVerify,
   SignJWT,
 } from 'jose';
 import { PLATFORM_TENANT_ID } from '@latchkey/events';
+import { createLogger, loadConfig, ServiceKitModule } from '@latchkey/service-kit';
+import { AuthModule } from '../src/auth.module';
+import { authConfigShape } from '../src/config';
+import { KeySignInService } from '../src/key-sign-in/key-sign-in.service';
+import { TokenIssuer } from '../src/signing-keys/token-issuer';
 import {
   eventually,
   grpcAddress,
@@ -537,6 +546,61 @@ describe('attacks on key sign-in', () => {
     await expectReason(laptop.deviceId, 'malformed_request');
     const garbage = await refusal(auth.SignInWithKey({ request: 'not-a-jws' }));
     expect(garbage.code).toBe(status.INVALID_ARGUMENT);
+  });
+});
+
+describe('refresh signs last', () => {
+  // A second auth replica in this process (the service's own modules on the same PostgreSQL,
+  // Redis and Kafka, as a scaled-out replica runs) with a spy on its token issuer: the running
+  // service's signatures cannot be counted from outside.
+  let replica: INestApplicationContext;
+  let service: KeySignInService;
+  let issuer: TokenIssuer;
+
+  beforeAll(async () => {
+    const config = loadConfig(authConfigShape, authEnv());
+    const logger = createLogger('latchkey-auth-e2e-replica', 'warn');
+    @Module({
+      imports: [
+        ServiceKitModule.forRoot({ service: 'auth', config, logger }),
+        AuthModule.forRoot(config),
+      ],
+    })
+    class ReplicaModule {}
+    replica = await NestFactory.createApplicationContext(ReplicaModule, { logger: false });
+    service = replica.get(KeySignInService);
+    issuer = replica.get(TokenIssuer);
+  }, 120_000);
+
+  afterAll(async () => {
+    jest.restoreAllMocks();
+    await replica?.close();
+  });
+
+  it('lets the PRT rotation decide before any signature: racing refreshes of one PRT sign once', async () => {
+    const { tokens, sessionKeyJwe } = await signInWithKey(tablet, aliceOnTablet);
+    const sessionKey = await sessionKeyOf(tablet, sessionKeyJwe);
+    const proofs = await Promise.all(
+      Array.from({ length: 8 }, () => refreshProof(tablet, sessionKey)),
+    );
+    const accessSigns = jest.spyOn(issuer, 'issueAccessToken');
+    const idSigns = jest.spyOn(issuer, 'issueIdToken');
+    const results = await Promise.allSettled(
+      proofs.map((proof) => service.refresh({ refreshToken: tokens.refreshToken, proof })),
+    );
+    const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    expect(won).toHaveLength(1);
+    // One rotation, one pair of signatures: the seven refreshes that lost signed nothing.
+    expect(accessSigns).toHaveBeenCalledTimes(1);
+    expect(idSigns).toHaveBeenCalledTimes(1);
+    // The refresh event names the access token that was returned.
+    const { jti } = decodeJwt(won[0]!.tokens.accessToken);
+    await settles(async () => {
+      const refreshed = await outboxEvents('dev.latchkey.auth.token.refreshed.v1', {
+        sessionId: tokens.sessionId,
+      });
+      expect(refreshed.map((e) => e.data.tokenId)).toEqual([jti]);
+    });
   });
 });
 

@@ -495,9 +495,11 @@ export class KeySignInService {
     sessionId: string,
     authTime: Date,
     amr: string[],
+    accessTokenId?: string,
   ) {
     const [access, id] = await Promise.all([
       this.tokens.issueAccessToken({
+        ...(accessTokenId ? { tokenId: accessTokenId } : {}),
         tenantId: device.tenantId,
         userId: user.id,
         roles: user.roles,
@@ -696,15 +698,11 @@ export class KeySignInService {
     );
     const wrapped = wrapSessionKey(sessionKey, nextToken, session.id);
     sessionKey.fill(0);
-    const issued = await this.issue(
-      user,
-      device,
-      cred,
-      session.id,
-      session.authTime,
-      this.amr(cred),
-    );
-    const rotated = await this.db.$transaction(async (tx) => {
+    // The rotation decides first, the signatures come last: a refresh that loses a race for
+    // this PRT (or finds the session revoked meanwhile) costs no ES256 signature, and the event
+    // names the access token that is then returned (its id is chosen here).
+    const accessTokenId = randomUUID();
+    const issued = await this.db.$transaction(async (tx) => {
       const { count } = await tx.keySession.updateMany({
         where: { id: session.id, tokenHash: session.tokenHash, status: 'active' },
         data: {
@@ -715,7 +713,7 @@ export class KeySignInService {
           expiresAt,
         },
       });
-      if (count !== 1) return false;
+      if (count !== 1) return null;
       await this.emit(
         TokenRefreshed,
         session.tenantId,
@@ -725,14 +723,24 @@ export class KeySignInService {
           deviceId: session.deviceId,
           credentialId: session.credentialId,
           sessionId: session.id,
-          tokenId: issued.accessTokenId,
+          tokenId: accessTokenId,
           ...(sourceIp ? { sourceIp } : {}),
         },
         tx,
       );
-      return true;
+      // Last, still in the transaction: if signing fails (no key loaded), the rotation rolls
+      // back and the device's current PRT stays the valid one.
+      return this.issue(
+        user,
+        device,
+        cred,
+        session.id,
+        session.authTime,
+        this.amr(cred),
+        accessTokenId,
+      );
     });
-    if (!rotated) throw new Refusal('refresh_token_invalid');
+    if (!issued) throw new Refusal('refresh_token_invalid');
     return {
       tokens: {
         ...issued.tokens,
