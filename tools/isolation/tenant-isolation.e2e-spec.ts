@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { reasonOf } from '@latchkey/testing';
+import { deviceAssertion, deviceMaterial, reasonOf } from '@latchkey/testing';
 import { contracts, type MessageInfo, type RpcInfo } from '../fuzz/support/contracts';
 import { callRaw, closeRawClients } from '../fuzz/support/probes';
 import { StateProbe } from '../fuzz/support/state';
@@ -19,8 +19,6 @@ import {
   bearer,
   clients,
   type Clients,
-  deviceAssertion,
-  deviceMaterial,
   newTenant,
   type TenantFixture,
 } from '../fuzz/support/tenants';
@@ -254,7 +252,10 @@ describe('operator-only and device-bound RPCs', () => {
   it('BeginProvisioning: tenant A’s user with tenant B’s device (and its valid assertion) is refused', async () => {
     const before = await probe.fingerprint([a.tenantId, b.tenantId]);
     const err = await c.provisioning.BeginProvisioning!(
-      { deviceId: b.deviceId, deviceAssertion: await deviceAssertion(b) },
+      {
+        deviceId: b.deviceId,
+        deviceAssertion: await deviceAssertion({ ...b, keys: b.deviceKeys }),
+      },
       bearer(a.userToken),
     ).then(
       () => undefined,

@@ -34,7 +34,11 @@ import Redis from 'ioredis';
 import { transportConfigShape } from '@latchkey/service-kit';
 import {
   authClient,
+  type CsrKeys,
+  deviceMaterial,
+  EC,
   freePort,
+  newDeviceKeys,
   httpBase,
   launcher,
   startExtraService,
@@ -53,14 +57,7 @@ import {
 import { contracts } from '../fuzz/support/contracts';
 import { callRaw, closeSuite, healthy, withBearer } from '../fuzz/support/probes';
 import { StateProbe } from '../fuzz/support/state';
-import {
-  bearer,
-  clients,
-  type Clients,
-  type CsrKeys,
-  deviceMaterial,
-  EC,
-} from '../fuzz/support/tenants';
+import { bearer, clients, type Clients } from '../fuzz/support/tenants';
 import {
   type Device,
   expectNewFailures,
@@ -1052,10 +1049,7 @@ describe('CSR with extra extensions asking for CA or serverAuth rights', () => {
   // openssl made" (the extensions every device certificate has).
 
   it('issues only a clientAuth leaf for the device: no CA, no serverAuth, no requested names', async () => {
-    const keys = (await webcrypto.subtle.generateKey(EC, true, [
-      'sign',
-      'verify',
-    ])) as webcrypto.CryptoKeyPair;
+    const keys = await newDeviceKeys();
     const material = await deviceMaterial();
     const greedy = await x509.Pkcs10CertificateRequestGenerator.create({
       name: 'CN=Latchkey Root CA, O=Latchkey',

@@ -8,18 +8,10 @@
  * DisableDevice) are measured: refused within 1 s.
  */
 import 'reflect-metadata';
-import {
-  generateKeyPairSync,
-  hkdfSync,
-  type KeyObject,
-  randomBytes,
-  sign,
-  webcrypto,
-} from 'node:crypto';
+import { hkdfSync, type KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { type INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import * as x509 from '@peculiar/x509';
 import {
   compactDecrypt,
   createRemoteJWKSet,
@@ -35,12 +27,17 @@ import { authConfigShape } from '../src/config';
 import { KeySignInService } from '../src/key-sign-in/key-sign-in.service';
 import { TokenIssuer } from '../src/signing-keys/token-issuer';
 import {
-  eventually,
+  deviceMaterial,
+  EC,
+  enrolDevice,
   grpcAddress,
   grpcClient,
   httpBase,
+  newUserKey,
+  provisionKey,
   reasonOf,
   type UnaryClient,
+  waitForDeviceCa,
 } from '@latchkey/testing';
 import {
   authClient,
@@ -55,10 +52,6 @@ import {
   startAuthInstance,
   unique,
 } from './support';
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-type Keys = Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[0]['keys'];
 
 const ISSUER = authEnv().AUTH_ISSUER!;
 let auth: UnaryClient;
@@ -90,87 +83,24 @@ async function person(name: string, roles: string[] = ['user']): Promise<Person>
 }
 
 async function registerDevice(transport: 'rsa' | 'ec'): Promise<Device> {
-  const join = await registration.createJoinToken!(
-    { tenantId, maxUses: 1, ttlSeconds: 600, deviceNamePrefix: '' },
-    bearer(adminToken),
-  );
-  const keys = (await webcrypto.subtle.generateKey(EC, true, [
-    'sign',
-    'verify',
-  ])) as webcrypto.CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: 'CN=device',
-    keys: keys as unknown as Keys,
-    signingAlgorithm: EC,
+  const d = await enrolDevice(registration, tenantId, bearer(adminToken), {
+    material: await deviceMaterial({ transport }),
+    joinToken: { ttlSeconds: 600, deviceNamePrefix: '' },
+    extra: { displayName: 'KEY-SIGN-IN' },
   });
-  const pair =
-    transport === 'rsa'
-      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
-      : generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const res = await registration.registerDevice!({
-    tenantId,
-    joinToken: join.token,
-    csrPem: csr.toString('pem'),
-    transportPublicKey: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-    displayName: 'KEY-SIGN-IN',
-    osType: 'linux',
-    osVersion: '6.1',
-    joinType: 'JOIN_TYPE_JOINED',
-  });
-  return {
-    deviceId: (res.device as { deviceId: string }).deviceId,
-    keys,
-    transportPrivateKey: pair.privateKey,
-  };
-}
-
-function deviceAssertion(device: Device, audience: string) {
-  return new SignJWT({ tid: tenantId, jti: randomBytes(16).toString('hex') })
-    .setProtectedHeader({ alg: 'ES256', kid: device.deviceId })
-    .setSubject(device.deviceId)
-    .setAudience(audience)
-    .setIssuedAt()
-    .sign(device.keys.privateKey);
+  return { deviceId: d.deviceId, keys: d.keys, transportPrivateKey: d.transportPrivateKey };
 }
 
 /** Provisioning as a device does it: Begin (device assertion) → Complete (proof over the challenge). */
 async function provision(device: Device, user: Person, alg: 'ES256' | 'RS256' = 'ES256') {
-  const pair =
-    alg === 'ES256'
-      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      : generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const md = bearer(user.token);
-  const begun = await provisioning.beginProvisioning!(
-    {
-      deviceId: device.deviceId,
-      deviceAssertion: await deviceAssertion(device, 'latchkey-provisioning'),
-    },
-    md,
-  );
-  const challenge = begun.challenge as string;
-  const done = await provisioning.completeProvisioning!(
-    {
-      deviceId: device.deviceId,
-      challenge,
-      publicKeyJwk: JSON.stringify(pair.publicKey.export({ format: 'jwk' })),
-      algorithm: alg,
-      proofOfPossession: proofOver(challenge, pair.privateKey, alg),
-    },
-    md,
-  );
-  const credentialId = (done.credential as { credentialId: string }).credentialId;
-  return { credentialId, userId: user.userId, privateKey: pair.privateKey, alg } as UserKey;
-}
-
-/** Compact JWS whose payload is the challenge itself (provisioning's proof of possession). */
-function proofOver(challenge: string, key: KeyObject, alg: string): string {
-  const b64 = (s: string) => Buffer.from(s).toString('base64url');
-  const input = `${b64(JSON.stringify({ alg }))}.${b64(challenge)}`;
-  const sig = sign('sha256', Buffer.from(input), {
+  const key = newUserKey(alg);
+  const { credentialId } = await provisionKey(
+    provisioning,
+    { tenantId, ...device },
+    bearer(user.token),
     key,
-    ...(alg === 'ES256' ? { dsaEncoding: 'ieee-p1363' as const } : {}),
-  });
-  return `${input}.${sig.toString('base64url')}`;
+  );
+  return { credentialId, userId: user.userId, privateKey: key.privateKey, alg } as UserKey;
 }
 
 async function nonceFor(device: Device, purpose = 'NONCE_PURPOSE_SIGN_IN', client = auth) {
@@ -295,12 +225,7 @@ beforeAll(async () => {
   tenantId = (created.tenant as { tenantId: string }).tenantId;
   const tenantAdmin = await seedAccount(tenantId, unique('admin'), ['admin']);
   adminToken = await signIn(auth, tenantAdmin);
-  await eventually(
-    async () =>
-      (await registration.getTenantCaCertificate!({ tenantId }).catch(() => undefined)) ??
-      undefined,
-    { what: 'the tenant device CA', timeoutMs: 60_000 },
-  );
+  await waitForDeviceCa(registration, tenantId, 'the tenant device CA');
   [alice, bob] = await Promise.all([person('alice'), person('bob')]);
   [laptop, tablet] = await Promise.all([registerDevice('rsa'), registerDevice('ec')]);
   aliceOnLaptop = await provision(laptop, alice);

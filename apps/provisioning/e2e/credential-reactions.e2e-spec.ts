@@ -28,11 +28,12 @@ import {
   TEST_PROFILE,
   type UnaryClient,
   internalCall,
+  newUserKey,
+  proofOver,
 } from '@latchkey/testing';
 import { challengeBinding } from '../src/credentials/challenge-binding';
 import { CredentialEventLog } from './support/credential-events';
 import { TestTokenIssuer } from './support/token-issuer';
-import { newUserKey, proofOver } from './support/user-keys';
 
 let issuer: TestTokenIssuer;
 let instance: ExtraService;

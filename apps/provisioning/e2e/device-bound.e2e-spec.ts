@@ -10,8 +10,6 @@
  */
 import { createHash, createPublicKey, randomUUID, webcrypto } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import * as x509 from '@peculiar/x509';
-import { SignJWT } from 'jose';
 import {
   createEvent,
   KafkaEventBus,
@@ -20,7 +18,10 @@ import {
   UserEnabled,
 } from '@latchkey/events';
 import {
-  eventually,
+  type AssertingDevice,
+  deviceAssertion,
+  EC,
+  enrolDevice as enrol,
   type ExtraService,
   grpcClient,
   KAFKA_BROKERS,
@@ -31,18 +32,14 @@ import {
   tpmRootAndAikCertificate,
   type UnaryClient,
   internalCall,
+  newUserKey,
+  provisionKey,
+  type UserKey,
+  waitForDeviceCa,
 } from '@latchkey/testing';
 import { ecdsaDerToJose } from '@latchkey/tpm';
-import { completeRequest } from './support/complete-request';
 import { CredentialEventLog } from './support/credential-events';
-
 import { TestTokenIssuer } from './support/token-issuer';
-import { newUserKey, type UserKey } from './support/user-keys';
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-
-const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-type Keys = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'];
 
 let issuer: TestTokenIssuer;
 let registrationInstance: ExtraService;
@@ -99,67 +96,20 @@ async function newTenant(): Promise<string> {
       displayName: 'Provisioning test tenant',
     }),
   ]);
-  await eventually(
-    async () =>
-      (await registration.getTenantCaCertificate!({ tenantId }).catch(() => undefined)) ??
-      undefined,
-    { what: `the device CA of ${tenantId}`, timeoutMs: 60_000 },
-  );
+  await waitForDeviceCa(registration, tenantId);
   return tenantId;
 }
 
-interface Device {
-  tenantId: string;
-  deviceId: string;
-  keys: webcrypto.CryptoKeyPair;
-}
+type Device = AssertingDevice;
 
 /** A software device enrolled with a join token: its key stays here, registration certifies it. */
 async function enrolDevice(tenantId: string): Promise<Device> {
   const admin = await auth({ sub: randomUUID(), tid: tenantId, roles: ['admin'] });
-  const join = await registration.createJoinToken!(
-    { tenantId, maxUses: 1, ttlSeconds: 600, deviceNamePrefix: '' },
-    admin,
-  );
-  const keys = (await webcrypto.subtle.generateKey(EC, true, [
-    'sign',
-    'verify',
-  ])) as webcrypto.CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: 'CN=device',
-    keys: keys as unknown as Keys,
-    signingAlgorithm: EC,
+  const { deviceId, keys } = await enrol(registration, tenantId, admin, {
+    joinToken: { ttlSeconds: 600, deviceNamePrefix: '' },
+    extra: { displayName: 'LAPTOP-7' },
   });
-  const transport = (await webcrypto.subtle.generateKey(
-    { name: 'ECDH', namedCurve: 'P-256' },
-    true,
-    ['deriveBits'],
-  )) as webcrypto.CryptoKeyPair;
-  const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', transport.publicKey));
-  const res = await registration.registerDevice!({
-    tenantId,
-    joinToken: join.token,
-    csrPem: csr.toString('pem'),
-    transportPublicKey: `-----BEGIN PUBLIC KEY-----\n${spki.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END PUBLIC KEY-----\n`,
-    displayName: 'LAPTOP-7',
-    osType: 'linux',
-    osVersion: '6.1',
-    joinType: 'JOIN_TYPE_JOINED',
-  });
-  return { tenantId, deviceId: (res.device as { deviceId: string }).deviceId, keys };
-}
-
-/** A device assertion for provisioning: JWS by the device key, kid = device id. */
-function assertion(
-  device: Device,
-  over: { aud?: string; jti?: string; key?: webcrypto.CryptoKey } = {},
-) {
-  return new SignJWT({ tid: device.tenantId, jti: over.jti ?? randomUUID() })
-    .setProtectedHeader({ alg: 'ES256', kid: device.deviceId })
-    .setSubject(device.deviceId)
-    .setAudience(over.aud ?? 'latchkey-provisioning')
-    .setIssuedAt()
-    .sign(over.key ?? device.keys.privateKey);
+  return { tenantId, deviceId, keys };
 }
 
 async function adminSets(tenantId: string, patch: Record<string, unknown>) {
@@ -170,16 +120,7 @@ async function adminSets(tenantId: string, patch: Record<string, unknown>) {
 
 async function provision(device: Device, userId: string, key: UserKey = newUserKey()) {
   const md = await auth({ sub: userId, tid: device.tenantId });
-  const begun = await provisioning.beginProvisioning!(
-    { deviceId: device.deviceId, deviceAssertion: await assertion(device) },
-    md,
-  );
-  const challenge = begun.challenge as string;
-  const done = await provisioning.completeProvisioning!(
-    await completeRequest(device.deviceId, challenge, key),
-    md,
-  );
-  return { key, credential: done.credential as { credentialId: string; status: string } };
+  return { key, credential: await provisionKey(provisioning, device, md, key) };
 }
 
 async function statusOf(tenantId: string, credentialId: string): Promise<string> {
@@ -211,7 +152,7 @@ describe('Begin → Complete with a registered device', () => {
     const userId = randomUUID();
     const md = await auth({ sub: userId, tid: tenantId });
     const begun = await provisioning.beginProvisioning!(
-      { deviceId: device.deviceId, deviceAssertion: await assertion(device) },
+      { deviceId: device.deviceId, deviceAssertion: await deviceAssertion(device) },
       md,
     );
     expect(Buffer.from(begun.challenge as string, 'base64url')).toHaveLength(32);
@@ -227,9 +168,11 @@ describe('Begin → Complete with a registered device', () => {
     [
       'signed by another key',
       async (d: Device) =>
-        assertion(d, { key: (await webcrypto.subtle.generateKey(EC, true, ['sign'])).privateKey }),
+        deviceAssertion(d, {
+          key: (await webcrypto.subtle.generateKey(EC, true, ['sign'])).privateKey,
+        }),
     ],
-    ['for another audience', (d: Device) => assertion(d, { aud: 'latchkey-registration' })],
+    ['for another audience', (d: Device) => deviceAssertion(d, { aud: 'latchkey-registration' })],
     ['that is not a JWS', () => Promise.resolve('garbage')],
   ])('refuses a device assertion %s (bad_device_assertion)', async (_what, make) => {
     const device = await enrolDevice(tenantId);
@@ -250,7 +193,7 @@ describe('Begin → Complete with a registered device', () => {
   it('refuses a replayed device assertion (same jti)', async () => {
     const device = await enrolDevice(tenantId);
     const md = await auth({ sub: randomUUID(), tid: tenantId });
-    const once = await assertion(device);
+    const once = await deviceAssertion(device);
     await provisioning.beginProvisioning!({ deviceId: device.deviceId, deviceAssertion: once }, md);
     const err = await failure(
       provisioning.beginProvisioning!({ deviceId: device.deviceId, deviceAssertion: once }, md),
@@ -268,7 +211,7 @@ describe('Begin → Complete with a registered device', () => {
     const userId = randomUUID();
     const err = await failure(
       provisioning.beginProvisioning!(
-        { deviceId: device.deviceId, deviceAssertion: await assertion(device) },
+        { deviceId: device.deviceId, deviceAssertion: await deviceAssertion(device) },
         await auth({ sub: userId, tid: tenantId }),
       ),
     );
@@ -281,7 +224,7 @@ describe('Begin → Complete with a registered device', () => {
     const stranger = randomUUID();
     const err = await failure(
       provisioning.beginProvisioning!(
-        { deviceId: device.deviceId, deviceAssertion: await assertion(device) },
+        { deviceId: device.deviceId, deviceAssertion: await deviceAssertion(device) },
         await auth({ sub: randomUUID(), tid: stranger }),
       ),
     );
@@ -297,9 +240,11 @@ describe('Begin → Complete with a registered device', () => {
       credentialId: key.expectedCredentialId,
       deviceAssertion: a,
     });
-    const err = await failure(provisioning.deleteCredential!(req(other, await assertion(other))));
+    const err = await failure(
+      provisioning.deleteCredential!(req(other, await deviceAssertion(other))),
+    );
     expect(err.code).toBe(status.NOT_FOUND);
-    await provisioning.deleteCredential!(req(device, await assertion(device)));
+    await provisioning.deleteCredential!(req(device, await deviceAssertion(device)));
     await events.waitFor(tenantId, 'deleted', { credentialId: key.expectedCredentialId });
     expect(
       (
@@ -414,7 +359,7 @@ describe('a TPM-resident user key (swtpm + tpm2-tools)', () => {
   async function attempt(userId: string, over: { certInfo?: Buffer; attested?: boolean } = {}) {
     const md = await auth({ sub: userId, tid: tenantId });
     const begun = await provisioning.beginProvisioning!(
-      { deviceId: device.deviceId, deviceAssertion: await assertion(device) },
+      { deviceId: device.deviceId, deviceAssertion: await deviceAssertion(device) },
       md,
     );
     const challenge = begun.challenge as string;

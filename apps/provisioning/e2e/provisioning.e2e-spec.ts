@@ -22,11 +22,13 @@ import {
   TEST_PROFILE,
   type UnaryClient,
   internalCall,
+  newUserKey,
+  proofOver,
+  type UserKey,
 } from '@latchkey/testing';
 import { challengeBinding } from '../src/credentials/challenge-binding';
 import { CredentialEventLog } from './support/credential-events';
 import { TestTokenIssuer } from './support/token-issuer';
-import { newUserKey, proofOver, type UserKey } from './support/user-keys';
 
 interface ProtoCredential {
   credentialId: string;

@@ -1,26 +1,26 @@
 /** Helpers of registration's end-to-end tests: an instance trusting a test issuer, tenants, devices. */
 import { execFileSync } from 'node:child_process';
-import { randomUUID, webcrypto } from 'node:crypto';
+import { randomUUID, type webcrypto } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Metadata } from '@grpc/grpc-js';
 import { createEvent, KafkaEventBus, TenantCreated } from '@latchkey/events';
 import {
-  eventually,
+  createJoinToken,
+  deviceMaterial,
   type ExtraService,
   grpcClient,
   KAFKA_BROKERS,
   launcher,
+  registerDeviceRequest,
   startExtraService,
   TEST_PROFILE,
   TestTokenIssuer,
   type UnaryClient,
+  waitForDeviceCa,
 } from '@latchkey/testing';
-import * as x509 from '@peculiar/x509';
 import { Client } from 'pg';
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 export interface RegistrationUnderTest {
   instance: ExtraService;
@@ -79,11 +79,7 @@ export async function newTenant(reg: RegistrationUnderTest): Promise<string> {
       displayName: 'Test tenant',
     }),
   ]);
-  await eventually(
-    async () =>
-      (await reg.client.getTenantCaCertificate!({ tenantId }).catch(() => undefined)) ?? undefined,
-    { what: `the device CA of tenant ${tenantId}`, timeoutMs: 60_000 },
-  );
+  await waitForDeviceCa(reg.client, tenantId, `the device CA of tenant ${tenantId}`);
   return tenantId;
 }
 
@@ -97,19 +93,10 @@ export async function joinToken(
   tenantId: string,
   options: { maxUses?: number; deviceNamePrefix?: string; ttlSeconds?: number } = {},
 ): Promise<{ token: string; joinTokenId: string }> {
-  const res = await reg.client.createJoinToken!(
-    {
-      tenantId,
-      maxUses: options.maxUses ?? 1,
-      ttlSeconds: options.ttlSeconds ?? 3600,
-      deviceNamePrefix: options.deviceNamePrefix ?? '',
-    },
-    await reg.as(tenantId),
-  );
-  return {
-    token: res.token as string,
-    joinTokenId: (res.joinToken as { joinTokenId: string }).joinTokenId,
-  };
+  return createJoinToken(reg.client, tenantId, await reg.as(tenantId), {
+    ...options,
+    deviceNamePrefix: options.deviceNamePrefix ?? '',
+  });
 }
 
 /** A device key made and held by WebCrypto, with its CSR (built by @peculiar/x509) and a transport key. */
@@ -120,29 +107,8 @@ export interface SoftwareDevice {
 }
 
 export async function softwareDevice(curve: 'P-256' | 'P-384' = 'P-256'): Promise<SoftwareDevice> {
-  const alg = { name: 'ECDSA', namedCurve: curve, hash: curve === 'P-256' ? 'SHA-256' : 'SHA-384' };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, [
-    'sign',
-    'verify',
-  ])) as webcrypto.CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: 'CN=device',
-    keys: keys as unknown as Parameters<
-      typeof x509.Pkcs10CertificateRequestGenerator.create
-    >[0]['keys'],
-    signingAlgorithm: alg,
-  });
-  const transport = (await webcrypto.subtle.generateKey(
-    { name: 'ECDH', namedCurve: 'P-256' },
-    true,
-    ['deriveBits'],
-  )) as webcrypto.CryptoKeyPair;
-  const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', transport.publicKey));
-  return {
-    keys,
-    csrPem: csr.toString('pem'),
-    transportPublicKey: `-----BEGIN PUBLIC KEY-----\n${spki.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END PUBLIC KEY-----\n`,
-  };
+  const { keys, csrPem, transportPublicKey } = await deviceMaterial({ curve });
+  return { keys, csrPem, transportPublicKey };
 }
 
 /** A CSR made by the openssl CLI (not by our code), with the key it made. */
@@ -163,24 +129,8 @@ export function opensslCsr(keyArgs: string[]): { dir: string; csrPem: string } {
   return { dir, csrPem: readFileSync(join(dir, 'device.csr'), 'utf8') };
 }
 
-export function registration(
-  tenantId: string,
-  token: string,
-  device: { csrPem: string; transportPublicKey: string },
-  extra: Record<string, unknown> = {},
-) {
-  return {
-    tenantId,
-    joinToken: token,
-    csrPem: device.csrPem,
-    transportPublicKey: device.transportPublicKey,
-    displayName: 'LAPTOP-42',
-    osType: 'linux',
-    osVersion: '6.1',
-    joinType: 'JOIN_TYPE_JOINED',
-    ...extra,
-  };
-}
+/** A RegisterDevice request with a join token (the shared one: a Linux laptop "LAPTOP-42"). */
+export const registration = registerDeviceRequest;
 
 export async function failure(
   promise: Promise<unknown>,

@@ -2,7 +2,7 @@ export * from './environment';
 export * from './grpc-client';
 export * from './eventually';
 export * from './otlp-collector';
-export * from './device-fixtures';
+export * from './enrolment';
 export * from './kafka-broker';
 export * from './scratch-database';
 export * from './test-token-issuer';

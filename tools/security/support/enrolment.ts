@@ -10,7 +10,15 @@
 import { createPublicKey, KeyObject, type webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { SignJWT } from 'jose';
-import { eventually, reasonOf } from '@latchkey/testing';
+import {
+  type DeviceMaterial,
+  EC,
+  enrolDevice,
+  newUserKey,
+  provisionKey,
+  reasonOf,
+  waitForDeviceCa,
+} from '@latchkey/testing';
 import {
   keySignInRequest,
   softwareSigner,
@@ -25,15 +33,7 @@ import {
   signIn,
   unique,
 } from '../../../apps/auth/e2e/support';
-import { newUserKey } from '../../../apps/provisioning/e2e/support/user-keys';
-import {
-  bearer,
-  type Clients,
-  deviceMaterial,
-  EC,
-  operator,
-  provisionKey,
-} from '../../fuzz/support/tenants';
+import { bearer, type Clients, operator } from '../../fuzz/support/tenants';
 
 /** auth's issuer URL: the `aud` of key sign-in requests and the `iss` of tokens. */
 export const ISSUER = authEnv().AUTH_ISSUER!;
@@ -107,12 +107,7 @@ export class SecurityTenant {
     const admin = await t.person('admin', ['admin']);
     const tenant = new SecurityTenant(c, tenantId, name, admin);
     // registration makes the tenant's device CA when it sees tenant.created.
-    await eventually(
-      async () =>
-        (await c.registration.GetTenantCaCertificate!({ tenantId }).catch(() => undefined)) ??
-        undefined,
-      { what: `the device CA of ${tenantId}`, timeoutMs: 60_000 },
-    );
+    await waitForDeviceCa(c.registration, tenantId);
     return tenant;
   }
 
@@ -123,42 +118,29 @@ export class SecurityTenant {
   }
 
   /** A join token, then RegisterDevice with a fresh device key (or the given CSR for it). */
-  async device(
-    label: string,
-    material?: Awaited<ReturnType<typeof deviceMaterial>>,
-  ): Promise<Device & { chainPem: string[] }> {
-    const m = material ?? (await deviceMaterial());
-    const join = await this.c.registration.CreateJoinToken!(
-      { tenantId: this.tenantId, maxUses: 1, ttlSeconds: 600 },
-      bearer(this.admin.token),
-    );
-    const res = await this.c.registration.RegisterDevice!({
-      tenantId: this.tenantId,
-      joinToken: join.token,
-      csrPem: m.csrPem,
-      transportPublicKey: m.transportPublicKey,
-      displayName: `${label}-device`,
-      osType: 'linux',
-      osVersion: '6.1',
-      joinType: 'JOIN_TYPE_JOINED',
+  async device(label: string, material?: DeviceMaterial): Promise<Device & { chainPem: string[] }> {
+    const d = await enrolDevice(this.c.registration, this.tenantId, bearer(this.admin.token), {
+      material,
+      joinToken: { ttlSeconds: 600 },
+      extra: { displayName: `${label}-device` },
     });
     return {
-      tenantId: this.tenantId,
-      deviceId: (res.device as { deviceId: string }).deviceId,
-      keys: m.keys,
-      privateKey: KeyObject.from(m.keys.privateKey),
-      certificatePem: res.certificatePem as string,
-      chainPem: res.certificateChainPem as string[],
+      tenantId: d.tenantId,
+      deviceId: d.deviceId,
+      keys: d.keys,
+      privateKey: KeyObject.from(d.keys.privateKey),
+      certificatePem: d.certificatePem,
+      chainPem: d.chainPem,
     };
   }
 
   /** Provisioning as a device does it: BeginProvisioning (device assertion), CompleteProvisioning (proof). */
   async provision(device: Device, person: Person): Promise<Key> {
     const key = newUserKey('ES256');
-    const credentialId = await provisionKey(
-      this.c,
-      { ...device, deviceKeys: device.keys },
-      person.token,
+    const { credentialId } = await provisionKey(
+      this.c.provisioning,
+      device,
+      bearer(person.token),
       key,
     );
     return {
