@@ -27,6 +27,7 @@ import { authConfigShape } from '../src/config';
 import { KeySignInService } from '../src/key-sign-in/key-sign-in.service';
 import { TokenIssuer } from '../src/signing-keys/token-issuer';
 import {
+  createTenant,
   deviceMaterial,
   EC,
   enrolDevice,
@@ -46,9 +47,8 @@ import {
   bearer,
   outboxEvents,
   PrivateRedis,
-  seedAccount,
+  signedInAccount,
   settles,
-  signIn,
   startAuthInstance,
   unique,
 } from './support';
@@ -78,8 +78,8 @@ interface UserKey {
 }
 
 async function person(name: string, roles: string[] = ['user']): Promise<Person> {
-  const account = await seedAccount(tenantId, unique(name), roles);
-  return { userId: account.userId, token: await signIn(auth, account) };
+  const { userId, token } = await signedInAccount(auth, tenantId, name, roles);
+  return { userId, token };
 }
 
 async function registerDevice(transport: 'rsa' | 'ec'): Promise<Device> {
@@ -216,15 +216,12 @@ beforeAll(async () => {
   admin = authClient('AdminService');
   registration = grpcClient('registration', grpcAddress('registration'));
   provisioning = grpcClient('provisioning', grpcAddress('provisioning'));
-  const operator = await seedAccount(PLATFORM_TENANT_ID, unique('op-key'), ['operator']);
-  const operatorToken = await signIn(auth, operator);
-  const created = await admin.CreateTenant(
-    { name: unique('key-sign-in'), displayName: 'Key sign-in' },
-    bearer(operatorToken),
-  );
-  tenantId = (created.tenant as { tenantId: string }).tenantId;
-  const tenantAdmin = await seedAccount(tenantId, unique('admin'), ['admin']);
-  adminToken = await signIn(auth, tenantAdmin);
+  const operator = await signedInAccount(auth, PLATFORM_TENANT_ID, 'op-key', ['operator']);
+  tenantId = await createTenant(admin, bearer(operator.token), {
+    name: unique('key-sign-in'),
+    displayName: 'Key sign-in',
+  });
+  adminToken = (await signedInAccount(auth, tenantId, 'admin', ['admin'])).token;
   await waitForDeviceCa(registration, tenantId, 'the tenant device CA');
   [alice, bob] = await Promise.all([person('alice'), person('bob')]);
   [laptop, tablet] = await Promise.all([registerDevice('rsa'), registerDevice('ec')]);

@@ -38,6 +38,17 @@ export async function seedAccount(
   }
 }
 
+/** A seeded account (`unique(label)`) signed in with password + TOTP: the account and its access token. */
+export async function signedInAccount(
+  auth: UnaryClient,
+  tenantId: string,
+  label: string,
+  roles: string[],
+): Promise<SeededAccount & { token: string }> {
+  const account = await seedAccount(tenantId, unique(label), roles);
+  return { ...account, token: await signIn(auth, account) };
+}
+
 /** The next TOTP code that has not been used yet for `secret` (waits for a new step if needed). */
 const lastStep = new Map<string, number>();
 export async function freshCode(secret: string): Promise<string> {

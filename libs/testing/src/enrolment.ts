@@ -109,6 +109,16 @@ export function newDeviceMaterial(name = 'test-device'): Promise<DeviceMaterial>
   return deviceMaterial({ name, transport: 'rsa', extractable: false });
 }
 
+/** CreateTenant as an operator (auth's AdminService); returns the new tenant's id. */
+export async function createTenant(
+  admin: UnaryClient,
+  operator: Metadata,
+  request: { name: string; displayName: string; lockoutPolicy?: object },
+): Promise<string> {
+  const created = await admin.CreateTenant!(request, operator);
+  return (created.tenant as { tenantId: string }).tenantId;
+}
+
 /** Waits until registration has made the device CA of `tenantId` (it does when it sees tenant.created). */
 export async function waitForDeviceCa(
   registration: UnaryClient,

@@ -11,6 +11,7 @@ import { PLATFORM_TENANT_ID } from '@latchkey/events';
 import {
   bearer,
   createJoinToken,
+  createTenant,
   deviceMaterial,
   grpcAddress,
   grpcClient,
@@ -19,7 +20,7 @@ import {
   type UnaryClient,
   waitForDeviceCa,
 } from '@latchkey/testing';
-import { authClient, seedAccount, signIn, unique } from '../../../apps/auth/e2e/support';
+import { authClient, signedInAccount, unique } from '../../../apps/auth/e2e/support';
 
 export interface Clients {
   auth: UnaryClient;
@@ -64,8 +65,8 @@ let operatorToken: Promise<string> | undefined;
 
 /** An operator of the platform tenant (seeded in auth's database, signed in). */
 export function operator(c: Clients): Promise<string> {
-  operatorToken ??= seedAccount(PLATFORM_TENANT_ID, unique('op'), ['operator']).then((a) =>
-    signIn(c.auth, a),
+  operatorToken ??= signedInAccount(c.auth, PLATFORM_TENANT_ID, 'op', ['operator']).then(
+    (a) => a.token,
   );
   return operatorToken;
 }
@@ -74,16 +75,12 @@ export function operator(c: Clients): Promise<string> {
 export async function newTenant(c: Clients, label: string): Promise<TenantFixture> {
   const op = await operator(c);
   const name = unique(label);
-  const created = await c.admin.CreateTenant({ name, displayName: name }, bearer(op));
-  const tenantId = (created.tenant as { tenantId: string }).tenantId;
+  const tenantId = await createTenant(c.admin, bearer(op), { name, displayName: name });
   const [adminAccount, userAccount] = await Promise.all([
-    seedAccount(tenantId, unique('admin'), ['admin']),
-    seedAccount(tenantId, unique('user'), ['user']),
+    signedInAccount(c.auth, tenantId, 'admin', ['admin']),
+    signedInAccount(c.auth, tenantId, 'user', ['user']),
   ]);
-  const [adminToken, userToken] = await Promise.all([
-    signIn(c.auth, adminAccount),
-    signIn(c.auth, userAccount),
-  ]);
+  const [adminToken, userToken] = [adminAccount.token, userAccount.token];
   const admin = bearer(adminToken);
   // registration makes the tenant's device CA when it sees tenant.created.
   await waitForDeviceCa(c.registration, tenantId);

@@ -11,6 +11,7 @@ import { createPublicKey, KeyObject, type webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { SignJWT } from 'jose';
 import {
+  createTenant,
   type DeviceMaterial,
   EC,
   enrolDevice,
@@ -28,9 +29,8 @@ import {
 import {
   authEnv,
   outboxEvents,
-  seedAccount,
+  signedInAccount,
   settles,
-  signIn,
   unique,
 } from '../../../apps/auth/e2e/support';
 import { bearer, type Clients, operator } from '../../fuzz/support/tenants';
@@ -98,11 +98,11 @@ export class SecurityTenant {
     lockoutPolicy: { threshold: number; windowSeconds: number; durationSeconds: number },
   ): Promise<SecurityTenant> {
     const name = unique(label);
-    const created = await c.admin.CreateTenant!(
-      { name, displayName: name, lockoutPolicy },
-      bearer(await operator(c)),
-    );
-    const tenantId = (created.tenant as { tenantId: string }).tenantId;
+    const tenantId = await createTenant(c.admin, bearer(await operator(c)), {
+      name,
+      displayName: name,
+      lockoutPolicy,
+    });
     const t = new SecurityTenant(c, tenantId, name, undefined as unknown as Person);
     const admin = await t.person('admin', ['admin']);
     const tenant = new SecurityTenant(c, tenantId, name, admin);
@@ -113,8 +113,7 @@ export class SecurityTenant {
 
   /** A user with password and active TOTP (auth's seed code), signed in. */
   async person(label: string, roles: string[] = ['user']): Promise<Person> {
-    const account = await seedAccount(this.tenantId, unique(label), roles);
-    return { ...account, token: await signIn(this.c.auth, account) };
+    return signedInAccount(this.c.auth, this.tenantId, label, roles);
   }
 
   /** A join token, then RegisterDevice with a fresh device key (or the given CSR for it). */
