@@ -7,11 +7,9 @@
  * the `auth.sign_in.failed` event. Revocations (RevokeCredential,
  * DisableDevice) are measured: refused within 1 s.
  */
-import 'reflect-metadata';
 import { hkdfSync, type KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { type INestApplicationContext, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import type { INestApplicationContext } from '@nestjs/common';
 import {
   compactDecrypt,
   createRemoteJWKSet,
@@ -21,11 +19,9 @@ import {
   SignJWT,
 } from 'jose';
 import { PLATFORM_TENANT_ID } from '@latchkey/events';
-import { createLogger, loadConfig, ServiceKitModule } from '@latchkey/service-kit';
-import { AuthModule } from '../src/auth.module';
-import { authConfigShape } from '../src/config';
 import { KeySignInService } from '../src/key-sign-in/key-sign-in.service';
 import { TokenIssuer } from '../src/signing-keys/token-issuer';
+import { startAuthReplica } from './auth-replica';
 import {
   createTenant,
   deviceMaterial,
@@ -472,24 +468,13 @@ describe('attacks on key sign-in', () => {
 });
 
 describe('refresh signs last', () => {
-  // A second auth replica in this process (the service's own modules on the same PostgreSQL,
-  // Redis and Kafka, as a scaled-out replica runs) with a spy on its token issuer: the running
-  // service's signatures cannot be counted from outside.
+  // An in-process replica with a spy on its token issuer (see auth-replica.ts).
   let replica: INestApplicationContext;
   let service: KeySignInService;
   let issuer: TokenIssuer;
 
   beforeAll(async () => {
-    const config = loadConfig(authConfigShape, authEnv());
-    const logger = createLogger('latchkey-auth-e2e-replica', 'warn');
-    @Module({
-      imports: [
-        ServiceKitModule.forRoot({ service: 'auth', config, logger }),
-        AuthModule.forRoot(config),
-      ],
-    })
-    class ReplicaModule {}
-    replica = await NestFactory.createApplicationContext(ReplicaModule, { logger: false });
+    replica = await startAuthReplica();
     service = replica.get(KeySignInService);
     issuer = replica.get(TokenIssuer);
   }, 120_000);

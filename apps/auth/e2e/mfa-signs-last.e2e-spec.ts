@@ -1,23 +1,17 @@
 /**
  * CompleteMfa signs the access token only once the factor is accepted: a refused
  * code (a TOTP step already used) must never cost an ES256 signature, and the
- * sign-in event names the token that is then returned. Checked on a second auth
- * replica in this process — the service's own modules on the test profile's real
- * PostgreSQL, Redis and Kafka, as a scaled-out replica runs — with a spy on its
- * token issuer: signatures of the running service cannot be counted from outside
- * without racing the other suites' sign-ins.
+ * sign-in event names the token that is then returned. Checked on an in-process
+ * auth replica (auth-replica.ts) with a spy on its token issuer.
  */
-import 'reflect-metadata';
-import { type INestApplicationContext, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import type { INestApplicationContext } from '@nestjs/common';
 import { PLATFORM_TENANT_ID } from '@latchkey/events';
-import { createLogger, DomainError, loadConfig, ServiceKitModule } from '@latchkey/service-kit';
+import { DomainError } from '@latchkey/service-kit';
 import { decodeJwt } from 'jose';
-import { AuthModule } from '../src/auth.module';
-import { authConfigShape } from '../src/config';
 import { SignInService } from '../src/sign-in/sign-in.service';
 import { TokenIssuer } from '../src/signing-keys/token-issuer';
-import { authEnv, freshCode, outboxEvents, seedAccount, settles, unique } from './support';
+import { startAuthReplica } from './auth-replica';
+import { freshCode, outboxEvents, seedAccount, settles, unique } from './support';
 
 const SOURCE_IP = '198.51.100.23';
 
@@ -26,16 +20,7 @@ let signIn: SignInService;
 let issuer: TokenIssuer;
 
 beforeAll(async () => {
-  const config = loadConfig(authConfigShape, authEnv());
-  const logger = createLogger('latchkey-auth-e2e-replica', 'warn');
-  @Module({
-    imports: [
-      ServiceKitModule.forRoot({ service: 'auth', config, logger }),
-      AuthModule.forRoot(config),
-    ],
-  })
-  class ReplicaModule {}
-  replica = await NestFactory.createApplicationContext(ReplicaModule, { logger: false });
+  replica = await startAuthReplica();
   signIn = replica.get(SignInService);
   issuer = replica.get(TokenIssuer);
 }, 120_000);
