@@ -13,7 +13,7 @@
  */
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { verifyDeviceCsr } from './device-csr';
+import { verifyDeviceCsr, type VerifiedCsr } from './device-csr';
 import { verifyTransportKey, type VerifiedTransportKey } from './key-policy';
 import { X509Error, type X509ErrorCode } from './x509-error';
 
@@ -24,12 +24,7 @@ export interface DeviceKeysJob {
 }
 
 /** What verifyDeviceCsr returns, less the KeyObject (which stays where it was made). */
-export interface CheckedCsr {
-  spki: Buffer;
-  keyKind: string;
-  jwsAlgorithms: readonly string[];
-  thumbprint: string;
-}
+export type CheckedCsr = Omit<VerifiedCsr, 'publicKey'>;
 
 export interface CheckedDeviceKeys {
   csr: CheckedCsr;
@@ -48,7 +43,7 @@ export class DeviceKeyError extends X509Error {
 }
 
 export type DeviceKeysOutcome =
-  | { ok: { csr: CheckedCsr; transport?: VerifiedTransportKey } }
+  | { ok: CheckedDeviceKeys }
   | { refused: { field: DeviceKeyError['field']; code: X509ErrorCode; message: string } }
   | { failed: string };
 
