@@ -587,6 +587,29 @@ describe('device registration', () => {
         body: 'requireTpm=false',
       });
       expect(policy.status).toBe(400);
+      // A body declared in another charset than UTF-8 is refused before it is decoded: one
+      // byte of "UTF-16" would decode to nothing, i.e. an empty request of all defaults.
+      const policyBefore = await (
+        await fetch(`${reg.instance.http}/v1/tenants/${other}/device-policy`, {
+          headers: { authorization: token },
+        })
+      ).text();
+      for (const charset of ['utf-16', 'utf-32', 'latin1']) {
+        const res = await fetch(`${reg.instance.http}/v1/tenants/${other}/device-policy`, {
+          method: 'PUT',
+          headers: { 'content-type': `application/json; charset=${charset}`, authorization: token },
+          body: '{',
+        });
+        expect(res.status).toBe(400);
+        expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+        expect(((await res.json()) as { reason: string }).reason).toBe('UNSUPPORTED_MEDIA_TYPE');
+      }
+      const policyAfter = await (
+        await fetch(`${reg.instance.http}/v1/tenants/${other}/device-policy`, {
+          headers: { authorization: token },
+        })
+      ).text();
+      expect(policyAfter).toBe(policyBefore);
       expect(await list()).toBe(before);
     });
 

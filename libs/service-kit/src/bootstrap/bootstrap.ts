@@ -21,6 +21,7 @@ import { createLogger, PinoNestLogger } from '../logging/logger';
 import { startTelemetry } from '../telemetry';
 import { tolerateMalformedMessages } from './malformed-messages';
 import { ServiceKitModule } from './service-kit.module';
+import { refuseNonUtf8Bodies } from './utf8-bodies';
 
 type BaseShape = typeof baseConfigShape;
 
@@ -96,6 +97,8 @@ export async function bootstrapService<S extends BaseShape>(
   const metrics = app.get(MetricsRegistry);
   // Before the routes (registered when the app initialises): every request is counted.
   app.use(httpRequestMetrics(metrics));
+  // Before the body parser (registered when the app initialises too).
+  app.use(refuseNonUtf8Bodies());
   const grpcHealth = new GrpcHealthReporter(registry, def.grpc.services);
 
   app.connectMicroservice<GrpcOptions>(
