@@ -10,7 +10,7 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import { type OutboxRecord } from '@latchkey/events';
-import { PG_POOL } from '@latchkey/service-kit';
+import { Coalescer, PG_POOL } from '@latchkey/service-kit';
 import type { Pool } from 'pg';
 import { type Device, type Tenant } from '../generated/prisma/client';
 
@@ -35,19 +35,16 @@ export interface CheckedRegistration {
  */
 export type WriteOutcome = 'stored' | 'not_admitted' | 'policy_changed';
 
-/** Registrations per statement. */
-const MAX_BATCH = 100;
-
-interface Waiting {
-  registration: CheckedRegistration;
-  resolve(outcome: WriteOutcome): void;
-  reject(err: unknown): void;
-}
-
 @Injectable()
 export class RegistrationWriter {
-  /** Registrations waiting, per enrollment authorization (token hash or tenant). */
-  private readonly queues = new Map<string, Waiting[]>();
+  /**
+   * Registrations waiting, per enrollment authorization (token hash or tenant); one statement
+   * checks one policy snapshot, so a batch holds registrations checked against the same policy.
+   */
+  private readonly batches = new Coalescer<CheckedRegistration, WriteOutcome>(
+    (batch) => this.store(batch),
+    { maxBatch: 100, sameBatch: (a, b) => samePolicy(a.policy, b.policy) },
+  );
 
   constructor(@Inject(PG_POOL) private readonly pg: Pool) {}
 
@@ -57,37 +54,7 @@ export class RegistrationWriter {
     const key = registration.joinTokenHash
       ? `${tenantId}:${registration.joinTokenHash.toString('base64')}`
       : tenantId;
-    return new Promise((resolve, reject) => {
-      const queue = this.queues.get(key);
-      if (queue) {
-        queue.push({ registration, resolve, reject });
-        return;
-      }
-      // Nothing in flight for this key: write now; whoever arrives meanwhile joins the next batch.
-      this.queues.set(key, []);
-      void this.drain(key, [{ registration, resolve, reject }]);
-    });
-  }
-
-  private async drain(key: string, first: Waiting[]): Promise<void> {
-    let batch = first;
-    while (batch.length) {
-      // Batches are cut by policy too: one statement checks one policy snapshot.
-      const policy = batch[0]!.registration.policy;
-      const now = batch
-        .filter((w) => samePolicy(w.registration.policy, policy))
-        .slice(0, MAX_BATCH);
-      const later = batch.filter((w) => !now.includes(w));
-      try {
-        const outcomes = await this.store(now.map((w) => w.registration));
-        now.forEach((w, i) => w.resolve(outcomes[i]!));
-      } catch (err) {
-        for (const w of now) w.reject(err);
-      }
-      const queue = this.queues.get(key)!;
-      batch = [...later, ...queue.splice(0)];
-    }
-    this.queues.delete(key);
+    return this.batches.submit(registration, key);
   }
 
   /** One statement for registrations of one tenant, one authorization and one policy snapshot. */

@@ -39,7 +39,7 @@ describe('Coalescer', () => {
 
   it('cuts batches at maxBatch', async () => {
     const g = gatedRunner();
-    const c = new Coalescer(g.run, 2);
+    const c = new Coalescer(g.run, { maxBatch: 2 });
     const all = [1, 2, 3, 4, 5].map((i) => c.submit(i));
     for (let i = 0; i < 3; i++) await g.releaseNext();
     expect(await Promise.all(all)).toEqual([10, 20, 30, 40, 50]);
@@ -68,5 +68,31 @@ describe('Coalescer', () => {
   it('refuses a runner that answers the wrong number of results', async () => {
     const c = new Coalescer(async (items: number[]) => items.slice(1));
     await expect(c.submit(1)).rejects.toThrow('coalesced batch answered 0 of 1');
+  });
+
+  it('runs keys side by side, each with its own queue, and forgets a key once idle', async () => {
+    const g = gatedRunner();
+    const c = new Coalescer(g.run);
+    const a = [c.submit(1, 'a'), c.submit(2, 'a'), c.submit(3, 'a')];
+    const b = [c.submit(4, 'b'), c.submit(5, 'b')];
+    // Each key's first item went out at once, alone; the others wait for their own key only.
+    expect(g.batches).toEqual([[1], [4]]);
+    expect(c.activeKeys).toBe(2);
+    for (let i = 0; i < 4; i++) await g.releaseNext();
+    expect(await Promise.all(a)).toEqual([10, 20, 30]);
+    expect(await Promise.all(b)).toEqual([40, 50]);
+    expect(g.batches).toEqual([[1], [4], [2, 3], [5]]);
+    expect(c.activeKeys).toBe(0);
+  });
+
+  it('puts in one batch only the items sameBatch admits, keeping the others in order', async () => {
+    const g = gatedRunner();
+    const sameParity = (first: number, item: number) => first % 2 === item % 2;
+    const c = new Coalescer(g.run, { maxBatch: 2, sameBatch: sameParity });
+    const all = [1, 2, 3, 4, 5, 6, 7].map((i) => c.submit(i));
+    for (let i = 0; i < 5; i++) await g.releaseNext();
+    expect(await Promise.all(all)).toEqual([10, 20, 30, 40, 50, 60, 70]);
+    // [1] alone (nothing was running); then 2 heads the queue: evens up to 2, then odds, ...
+    expect(g.batches).toEqual([[1], [2, 4], [3, 5], [6], [7]]);
   });
 });
