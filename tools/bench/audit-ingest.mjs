@@ -8,7 +8,7 @@
 // RSS <= 300 MB and flat across 1,000,000 events.
 //
 //   node tools/bench/audit-ingest.mjs [--events 1000000] [--tenants 100] [--no-stream]
-//                                     [--heap-mb <MiB>] [--skip-build] [--keep] [--cpu-prof]
+//                                     [--heap-mb <MiB>] [--node-options '<flags>'] [--skip-build] [--keep] [--cpu-prof]
 // Uses a scratch database (latchkey_bench_audit_ingest_<id>) and topics bench.audit.ingest.<id>.*,
 // removed at the end unless --keep. Needs the stack up and a build (done unless --skip-build).
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -33,6 +33,8 @@ const { values: opt } = parseArgs({
     'skip-build': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     'heap-mb': { type: 'string' },
+    /** Extra V8/Node flags for audit (e.g. --max-semi-space-size=32), appended to NODE_OPTIONS. */
+    'node-options': { type: 'string' },
     /** Writes a V8 CPU profile of audit to tmp/bench/prof. */
     'cpu-prof': { type: 'boolean', default: false },
   },
@@ -180,7 +182,12 @@ async function auditIngest(db) {
       AUDIT_STREAM_ENABLED: opt['no-stream'] ? 'false' : 'true',
       AUTH_ISSUER: 'http://127.0.0.1:9',
       // Optional heap cap (what a deployment's memory limit would impose).
-      ...(opt['heap-mb'] ? { NODE_OPTIONS: `--max-old-space-size=${opt['heap-mb']}` } : {}),
+      NODE_OPTIONS: [
+        opt['heap-mb'] ? `--max-old-space-size=${opt['heap-mb']}` : '',
+        opt['node-options'] ?? '',
+      ]
+        .join(' ')
+        .trim(),
     },
   });
   const stop = () => child.kill('SIGKILL');
