@@ -604,6 +604,13 @@ describe('device registration', () => {
         expect(res.headers.get('content-type')).toMatch(/problem\+json/);
         expect(((await res.json()) as { reason: string }).reason).toBe('UNSUPPORTED_MEDIA_TYPE');
       }
+      // An empty body, which the body parser reads as {} ("every field at its default").
+      const empty = await fetch(`${reg.instance.http}/v1/tenants/${other}/device-policy`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: token },
+      });
+      expect(empty.status).toBe(400);
+      expect(((await empty.json()) as { reason: string }).reason).toBe('BODY_NOT_JSON');
       const policyAfter = await (
         await fetch(`${reg.instance.http}/v1/tenants/${other}/device-policy`, {
           headers: { authorization: token },

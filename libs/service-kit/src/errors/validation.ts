@@ -22,8 +22,9 @@ export function parseRequest<T extends z.ZodTypeAny>(
 
 /**
  * The body of an HTTP request that changes something: it must be sent as
- * `application/json` and be a JSON object. (A body in another content type
- * reaches controllers as `{}`, which would silently mean "all defaults".)
+ * `application/json` and be a JSON object. (A body in another content type, or
+ * an empty one, reaches controllers as `{}`, which would silently mean "all
+ * defaults".)
  */
 export function jsonObjectBody(
   req: { headers: Record<string, string | string[] | undefined> },
@@ -36,6 +37,11 @@ export function jsonObjectBody(
       'the request body must be a JSON object sent as application/json',
       [{ field: '(body)', description: 'content-type must be application/json' }],
     );
+  // The body parser reads an empty body as {}: refuse it here rather than store "all defaults".
+  if (req.headers['content-length'] === '0')
+    throw DomainError.invalidArgument('BODY_NOT_JSON', 'the request body is empty', [
+      { field: '(body)', description: 'must be a JSON object' },
+    ]);
   if (!body || typeof body !== 'object' || Array.isArray(body))
     throw DomainError.invalidArgument('BODY_NOT_JSON', 'the request body must be a JSON object', [
       { field: '(body)', description: 'must be a JSON object' },
