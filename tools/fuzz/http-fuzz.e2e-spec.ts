@@ -169,8 +169,9 @@ function caseArb(route: HttpRoute): fc.Arbitrary<HttpCase> {
     },
     { arbitrary: hugeString, weight: 1 },
   );
-  // JSON only: a body of another type is not parsed, which makes it an empty request — valid
-  // for routes whose fields all have defaults (see the report of issue 10).
+  // Mostly JSON, in UTF-8 or a charset that must be refused; sometimes another type. A body of
+  // another type is not parsed as JSON: routes whose fields all have defaults must refuse it
+  // rather than read it as an empty request (jsonObjectBody), the others fail validation.
   const contentType = fc.oneof(
     { arbitrary: fc.constant('application/json'), weight: 8 },
     {
@@ -180,6 +181,14 @@ function caseArb(route: HttpRoute): fc.Arbitrary<HttpCase> {
         'application/json; charset=nope',
       ),
       weight: 1,
+    },
+    {
+      arbitrary: fc.constantFrom(
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'application/octet-stream',
+      ),
+      weight: 4,
     },
   );
   const authorization = fc.oneof(
