@@ -164,6 +164,7 @@ function caseArb(route: HttpRoute): fc.Arbitrary<HttpCase> {
         '{"a":1,}',
         '\u0000',
         '{"a":1}}',
+        '',
       ),
       weight: 1,
     },
