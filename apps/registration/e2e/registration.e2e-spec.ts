@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID, webcrypto } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { currentKeyEncryptionKeyId, internalCall, Metadata } from '@latchkey/testing';
@@ -611,6 +612,29 @@ describe('device registration', () => {
       });
       expect(empty.status).toBe(400);
       expect(((await empty.json()) as { reason: string }).reason).toBe('BODY_NOT_JSON');
+      // The same, chunked: no Content-Length, an empty body (fetch would send Content-Length: 0).
+      const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const r = httpRequest(
+          `${reg.instance.http}/v1/tenants/${other}/device-policy`,
+          {
+            method: 'PUT',
+            headers: {
+              'content-type': 'application/json',
+              'transfer-encoding': 'chunked',
+              authorization: token,
+            },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        r.on('error', reject);
+        r.end();
+      });
+      expect(chunked.status).toBe(400);
+      expect((JSON.parse(chunked.body) as { reason: string }).reason).toBe('BODY_NOT_JSON');
       const policyAfter = await (
         await fetch(`${reg.instance.http}/v1/tenants/${other}/device-policy`, {
           headers: { authorization: token },

@@ -92,6 +92,9 @@ export async function bootstrapService<S extends BaseShape>(
   const app = await NestFactory.create(RootModule, {
     logger: new PinoNestLogger(logger),
     abortOnError: false,
+    // The parsed body's bytes (req.rawBody): an empty body parses to {}, and jsonObjectBody
+    // must tell that from a JSON object even when no Content-Length says so (chunked).
+    rawBody: true,
   });
   const registry = app.get(HealthRegistry);
   const metrics = app.get(MetricsRegistry);

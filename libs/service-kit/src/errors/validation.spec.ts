@@ -33,4 +33,13 @@ describe('jsonObjectBody', () => {
   ])('refuses %s with BODY_NOT_JSON', (_what, headers, body) => {
     expect(refusal(() => jsonObjectBody(req(headers), body)).reason).toBe('BODY_NOT_JSON');
   });
+
+  it('refuses an empty chunked body by the bytes the parser read', () => {
+    const chunked = {
+      headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+      rawBody: Buffer.alloc(0),
+    };
+    expect(refusal(() => jsonObjectBody(chunked, {})).reason).toBe('BODY_NOT_JSON');
+    expect(jsonObjectBody({ ...chunked, rawBody: Buffer.from('{}') }, {})).toEqual({});
+  });
 });

@@ -27,7 +27,7 @@ export function parseRequest<T extends z.ZodTypeAny>(
  * defaults".)
  */
 export function jsonObjectBody(
-  req: { headers: Record<string, string | string[] | undefined> },
+  req: { headers: Record<string, string | string[] | undefined>; rawBody?: unknown },
   body: unknown,
 ): Record<string, unknown> {
   const type = String(req.headers['content-type'] ?? '').toLowerCase();
@@ -37,8 +37,10 @@ export function jsonObjectBody(
       'the request body must be a JSON object sent as application/json',
       [{ field: '(body)', description: 'content-type must be application/json' }],
     );
-  // The body parser reads an empty body as {}: refuse it here rather than store "all defaults".
-  if (req.headers['content-length'] === '0')
+  // The body parser reads an empty body as {}: refuse it here rather than store "all defaults"
+  // (by its Content-Length, or by the bytes the parser read when it came chunked).
+  const raw = req.rawBody;
+  if (req.headers['content-length'] === '0' || (Buffer.isBuffer(raw) && raw.length === 0))
     throw DomainError.invalidArgument('BODY_NOT_JSON', 'the request body is empty', [
       { field: '(body)', description: 'must be a JSON object' },
     ]);
