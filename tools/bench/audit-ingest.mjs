@@ -181,13 +181,15 @@ async function auditIngest(db) {
       AUDIT_CONSUMER_GROUP: `bench-audit-${id}`,
       AUDIT_STREAM_ENABLED: opt['no-stream'] ? 'false' : 'true',
       AUTH_ISSUER: 'http://127.0.0.1:9',
-      // Optional heap cap (what a deployment's memory limit would impose).
+      // The caller's NODE_OPTIONS, then an optional heap cap (what a deployment's memory limit
+      // would impose) and --node-options.
       NODE_OPTIONS: [
-        opt['heap-mb'] ? `--max-old-space-size=${opt['heap-mb']}` : '',
-        opt['node-options'] ?? '',
+        process.env.NODE_OPTIONS,
+        opt['heap-mb'] && `--max-old-space-size=${opt['heap-mb']}`,
+        opt['node-options'],
       ]
-        .join(' ')
-        .trim(),
+        .filter(Boolean)
+        .join(' '),
     },
   });
   const stop = () => child.kill('SIGKILL');

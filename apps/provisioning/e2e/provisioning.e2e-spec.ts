@@ -24,6 +24,7 @@ import {
   internalCall,
   newUserKey,
   proofOver,
+  completeRequest,
   type UserKey,
 } from '@latchkey/testing';
 import { challengeBinding } from '../src/credentials/challenge-binding';
@@ -471,13 +472,7 @@ describe('CompleteProvisioning', () => {
       Array.from({ length: 50 }, async () => {
         const key = newUserKey();
         return client.completeProvisioning!(
-          {
-            deviceId,
-            challenge,
-            publicKeyJwk: key.publicKeyJwk,
-            algorithm: key.algorithm,
-            proofOfPossession: await proofOver(challenge, key),
-          },
+          await completeRequest(deviceId, challenge, key),
           md,
         ).then(
           () => 'ok',
